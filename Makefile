@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh Debian machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit setup broker schemas clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
+	  || { echo "install Python 3.11+ (apt-get install python3 python3-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { echo "python3-venv is missing: apt-get install python3-venv"; exit 1; }
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+broker:
+	@scripts/ensure-rabbitmq.sh
+
+## Start the bus on its embedded defaults and show a real dossier flowing (Ctrl-C stops).
+run: setup broker
+	$(BIN)/bus run
+
+## Lint, type-check and run the whole test suite (needs the local RabbitMQ and PostgreSQL).
+test: setup broker
+	$(BIN)/ruff check bus connectors contracts tests
+	$(BIN)/ruff format --check bus connectors contracts tests
+	$(BIN)/mypy bus connectors contracts
+	$(BIN)/python -m contracts.export --check
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check bus connectors contracts tests
+
+typecheck: setup
+	$(BIN)/mypy bus connectors contracts
+
+## Rewrite contracts/schemas/*.json from the models after changing a contract.
+schemas: setup
+	$(BIN)/python -m contracts.export
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

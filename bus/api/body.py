@@ -1,0 +1,98 @@
+"""Reading a JSON request body defensively: size cap, UTF-8 check, depth cap, then parse.
+
+orjson parses in C and refuses nesting past 1024 levels by itself; the bus's own (configurable,
+much lower) depth cap is checked on the parsed value without recursion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from bus.api.problems import Problem
+
+JSON_TYPES = ("application/json", "application/cloudevents+json")
+
+
+async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> tuple[Any, int]:
+    """The parsed JSON body and its size in bytes, or a :class:`Problem` saying what is wrong."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"send the dossier as application/json (got {content_type or 'no Content-Type'})",
+            kind="media-type",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise Problem(400, "Empty body", "the request body is empty: send a JSON dossier", kind="json")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(
+            400,
+            "Invalid UTF-8",
+            f"the body is not valid UTF-8 (byte {exc.start}): encode the dossier as UTF-8",
+            kind="encoding",
+        ) from exc
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc).lower():
+            raise _too_deep(max_depth) from exc
+        raise Problem(
+            400,
+            "Invalid JSON",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            kind="json",
+        ) from exc
+    if _depth_exceeds(value, max_depth):
+        raise _too_deep(max_depth)
+    return value, size
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "Body too large",
+        f"the body is larger than {limit} bytes (BUS_MAX_BODY_BYTES); send documents by URL",
+        kind="too-large",
+    )
+
+
+def _too_deep(limit: int) -> Problem:
+    return Problem(
+        400,
+        "JSON nested too deeply",
+        f"the body nests objects or arrays deeper than {limit} levels (BUS_MAX_JSON_DEPTH)",
+        kind="json-depth",
+    )

@@ -1,0 +1,124 @@
+"""The ``bus`` command: run the processes, the demo, and maintenance tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bus.settings import Settings, get_settings
+
+app = typer.Typer(
+    name="bus",
+    help="Liên thông bus: inter-agency interoperability over RabbitMQ.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Reconnection chatter from the AMQP client is noise at INFO.
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Listen address (BUS_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (BUS_API_PORT).")] = None,
+    verbose: bool = False,
+) -> None:
+    """Serve the HTTP API (ingest, dossier state and history; OpenAPI at /docs)."""
+    from bus.processes import serve_api
+
+    _logging(verbose)
+    overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
+    serve_api(get_settings().model_copy(update=overrides))
+
+
+@app.command()
+def worker(
+    connector: Annotated[
+        list[str] | None,
+        typer.Option("--connector", "-c", help="Connector id to serve; repeat. Default: all."),
+    ] = None,
+    verbose: bool = False,
+) -> None:
+    """Run connector workers: consume their queues and deliver to the partner systems."""
+    from bus.processes import serve_workers
+
+    _logging(verbose)
+    asyncio.run(serve_workers(get_settings(), connector or ()))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the store's schema up to date (runs automatically at start-up too)."""
+    from bus.store.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    console.print(f"[green]store is up to date[/] ({_redact_db(settings.database_url)})")
+
+
+@app.command()
+def run(
+    demo: Annotated[bool, typer.Option(help="Push a sample dossier and show its journey.")] = True,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+) -> None:
+    """Start the whole bus on this machine: simulators, worker(s), API; Ctrl-C stops all."""
+    from bus.demo import run_embedded
+
+    raise typer.Exit(run_embedded(get_settings(), demo=demo, workers=workers, console=console))
+
+
+@app.command()
+def demo(
+    url: Annotated[str, typer.Option(help="Base URL of a running bus API.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Push a sample birth-registration dossier to a running bus and print its journey."""
+    from bus.demo import push_and_follow
+
+    raise typer.Exit(push_and_follow(get_settings(), url, console=console))
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective configuration (secrets redacted) as JSON."""
+    data = json.loads(get_settings().model_dump_json())
+    data["database_url"] = _redact_db(data["database_url"])
+    console.print_json(json.dumps(data))
+
+
+def _redact_db(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the README's configuration table."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        rows.append((f"BUS_{name.upper()}", json.dumps(default, default=str), info.description or ""))
+    return rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,106 @@
+"""Building, encoding and decoding bus events (CloudEvents 1.0, structured JSON mode).
+
+The whole envelope travels in the AMQP body as ``application/cloudevents+json``, so any AMQP
+client (or the official ``cloudevents`` SDK's RabbitMQ binding) reads it without knowing the bus.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+
+import orjson
+from pydantic import ValidationError
+
+from bus.errors import InvalidMessage
+from contracts import (
+    DOSSIER_DATASCHEMA,
+    EVENT_DOSSIER_STATUS_CHANGED,
+    EVENT_DOSSIER_SUBMITTED,
+    STATUS_CHANGE_DATASCHEMA,
+    Dossier,
+    EventEnvelope,
+    StatusChange,
+)
+
+
+def new_event_id() -> str:
+    """A fresh event id (UUID4, text form)."""
+    return str(uuid.uuid4())
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A W3C ``traceparent`` for a new span: same trace as ``parent``, or a new trace."""
+    trace_id = parent.split("-")[1] if parent else secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def dossier_submitted(
+    dossier: Dossier,
+    *,
+    event_id: str,
+    time: datetime,
+    correlation_id: str | None = None,
+    traceparent: str | None = None,
+) -> EventEnvelope:
+    """The ``dossier.submitted`` event that starts a dossier's journey (sequence 1)."""
+    return EventEnvelope(
+        id=event_id,
+        source=dossier.receiving_agency,
+        type=EVENT_DOSSIER_SUBMITTED,
+        subject=dossier.code,
+        time=time,
+        dataschema=DOSSIER_DATASCHEMA,
+        correlationid=correlation_id or event_id,
+        causationid=None,
+        dossierseq=1,
+        traceparent=child_traceparent(traceparent),
+        data=dossier.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def status_changed(
+    change: StatusChange, *, cause: EventEnvelope, sequence: int, event_id: str | None = None
+) -> EventEnvelope:
+    """The ``dossier.status_changed`` event emitted on behalf of the agency that acted."""
+    return EventEnvelope(
+        id=event_id or new_event_id(),
+        source=change.agency,
+        type=EVENT_DOSSIER_STATUS_CHANGED,
+        subject=change.dossier_code,
+        time=change.changed_at,
+        dataschema=STATUS_CHANGE_DATASCHEMA,
+        correlationid=cause.correlationid,
+        causationid=cause.id,
+        dossierseq=sequence,
+        traceparent=child_traceparent(cause.traceparent),
+        data=change.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def encode(event: EventEnvelope) -> bytes:
+    """The structured-mode JSON body of an event."""
+    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+
+
+def decode(body: bytes) -> EventEnvelope:
+    """Parse a structured-mode body; anything else is an :class:`InvalidMessage`."""
+    try:
+        return EventEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidMessage(f"not a bus event: {where}: {first['msg']}") from exc
+
+
+def decode_dossier(event: EventEnvelope) -> Dossier:
+    """The dossier carried by a ``dossier.submitted`` event."""
+    if event.type != EVENT_DOSSIER_SUBMITTED:
+        raise InvalidMessage(f"expected a {EVENT_DOSSIER_SUBMITTED} event, got {event.type}")
+    try:
+        return Dossier.model_validate(event.data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidMessage(f"event {event.id} carries an invalid dossier: {where}: {first['msg']}") from exc

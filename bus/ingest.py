@@ -1,0 +1,165 @@
+"""Accepting a dossier: check it can be routed, build its event, commit both, wake the relay."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from bus import events
+from bus.batching import Batcher
+from bus.runtime import Runtime
+from bus.store.ingest import IngestReceipt, IngestRequest, write_ingest_batch
+from bus.routing import submitted_key
+from contracts import Dossier, ProcedureCatalogue
+
+
+class UnroutableDossier(ValueError):
+    """Raised when no procedure or no connector matches a dossier: it would go nowhere."""
+
+    def __init__(self, message: str, *, field: str, allowed: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.allowed = allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """How a dossier arrived: who pushed it, when, and its tracing identities."""
+
+    received_at: datetime
+    request_bytes: int
+    idempotency_key: str | None = None
+    traceparent: str | None = None
+    correlation_id: str | None = None
+
+
+def content_hash(dossier: Dossier) -> str:
+    """SHA-256 of the dossier's canonical JSON: equal for equal content, whatever the spacing."""
+    canonical = orjson.dumps(dossier.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class IngestService:
+    """The write side of ``POST /v1/dossiers``, group-committed."""
+
+    def __init__(self, runtime: Runtime, catalogue: ProcedureCatalogue) -> None:
+        self._runtime = runtime
+        self._catalogue = catalogue
+        self._batcher: Batcher[IngestRequest, IngestReceipt] = Batcher(
+            self._write, max_batch=runtime.settings.batch_max, name="ingest"
+        )
+
+    def start(self) -> None:
+        """Start the group-commit task."""
+        self._batcher.start()
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        await self._batcher.stop()
+
+    async def _write(self, requests: list[IngestRequest]) -> list[IngestReceipt | Exception]:
+        results = await write_ingest_batch(self._runtime.writer, requests)
+        self._runtime.relay.wake()
+        return results
+
+    def check_routable(self, dossier: Dossier) -> str:
+        """The connector id that will receive the dossier, or :class:`UnroutableDossier`."""
+        if dossier.procedure_code not in self._catalogue:
+            known = ", ".join(p.code for p in self._catalogue)
+            raise UnroutableDossier(
+                f"procedure {dossier.procedure_code} is not in the bus's procedure catalogue",
+                field="procedure_code",
+                allowed=f"one of: {known}",
+            )
+        connector = self._runtime.registry.for_procedure(dossier.procedure_code)
+        if connector is None:
+            served = sorted(
+                {p for c in self._runtime.registry.ids for p in self._runtime.registry.get(c).config.procedures}
+            )
+            raise UnroutableDossier(
+                f"no connector serves procedure {dossier.procedure_code}",
+                field="procedure_code",
+                allowed=f"a procedure served by a connector: {', '.join(served) or 'none'}",
+            )
+        return connector.id
+
+    async def accept(self, dossier: Dossier, submission: Submission) -> IngestReceipt:
+        """Commit the dossier and its ``dossier.submitted`` event; returns after the commit."""
+        self.check_routable(dossier)
+        request = build_ingest_request(
+            dossier, submission, events_exchange=self._runtime.names.events
+        )
+        return await self._batcher.submit(request)
+
+
+def build_ingest_request(
+    dossier: Dossier, submission: Submission, *, events_exchange: str
+) -> IngestRequest:
+    """The rows that accepting ``dossier`` writes: state, outbox event and ingest hop."""
+    now = datetime.now(UTC)
+    event = events.dossier_submitted(
+        dossier,
+        event_id=events.new_event_id(),
+        time=now,
+        correlation_id=submission.correlation_id,
+        traceparent=submission.traceparent,
+    )
+    payload = events.encode(event)
+    document = orjson.loads(payload)["data"]
+    return IngestRequest(
+        dossier_row={
+            "code": dossier.code,
+            "procedure_code": dossier.procedure_code,
+            "receiving_agency": dossier.receiving_agency,
+            "handling_agency": dossier.handling_agency,
+            "commune_code": (
+                dossier.applicant.address.commune_code if dossier.applicant.address else None
+            ),
+            "channel": int(dossier.channel),
+            "status": int(dossier.status),
+            "sequence": event.dossierseq,
+            "received_at": dossier.received_at,
+            "due_at": dossier.due_at,
+            "finished_at": dossier.finished_at,
+            "partner_reference": None,
+            "content_hash": content_hash(dossier),
+            "idempotency_key": submission.idempotency_key,
+            "accepted_event_id": event.id,
+            "document": document,
+            "created_at": now,
+            "updated_at": now,
+        },
+        outbox_row={
+            "event_id": event.id,
+            "dossier_code": dossier.code,
+            "exchange": events_exchange,
+            "routing_key": submitted_key(dossier.receiving_agency, dossier.procedure_code),
+            # A submitted dossier must reach its connector's queue: unroutable is an error.
+            "mandatory": True,
+            "payload": payload,
+            "created_at": now,
+            "attempts": 0,
+        },
+        hop_row={
+            "message_id": event.id,
+            "dossier_code": dossier.code,
+            "correlation_id": event.correlationid,
+            "kind": "ingest",
+            "sender": dossier.receiving_agency,
+            "recipient": "bus",
+            "received_at": submission.received_at,
+            "sent_at": None,
+            "answered_at": now,
+            "request_bytes": submission.request_bytes,
+            "response_bytes": 0,
+            "outcome": "accepted",
+            "fault_code": None,
+            "fault_detail": None,
+            "mapping_version": None,
+            "attempt": 1,
+        },
+        idempotency_key=submission.idempotency_key,
+    )

@@ -1,0 +1,118 @@
+"""Running the bus's processes: the API server, connector workers, and a supervisor for both.
+
+``bus run`` is the embedded profile: it starts each piece as its own OS process, exactly as a
+production deployment would (only the settings differ), and stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import uvicorn
+
+from bus.api.app import create_app
+from bus.runtime import Runtime
+from bus.settings import Settings
+from bus.worker import run_workers
+
+log = logging.getLogger(__name__)
+
+
+def serve_api(settings: Settings) -> None:
+    """Serve the HTTP API in this process until SIGINT/SIGTERM."""
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -> None:
+    """Run connector workers (and this process's outbox relay) until SIGINT/SIGTERM."""
+    runtime = await Runtime.open(settings, name="bus-worker")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    workers = await run_workers(runtime, connector_ids or settings.connectors)
+    log.info("worker ready: %s", ", ".join(w.connector_id for w in workers))
+    print("worker ready", flush=True)  # readiness line read by supervisors and tests
+    try:
+        await stop.wait()
+    finally:
+        for worker in workers:
+            await worker.stop()
+        await runtime.close()
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes, watches them, and stops them all together."""
+
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as child ``name`` in its own process group."""
+        process = subprocess.Popen(list(argv), env=self.env, start_new_session=True)
+        self.children.append((name, process))
+        return process
+
+    def failed(self) -> str | None:
+        """The name of a child that exited, if any."""
+        for name, process in self.children:
+            if process.poll() is not None:
+                return f"{name} exited with code {process.returncode}"
+        return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every child (newest first), then SIGKILL what is still running."""
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, process in self.children:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.children.clear()
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv running ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def wait_http(url: str, *, timeout: float, supervisor: Supervisor | None = None) -> None:
+    """Wait until ``url`` answers 2xx, or raise with what went wrong."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    while time.monotonic() < deadline:
+        if supervisor is not None and (failure := supervisor.failed()):
+            raise RuntimeError(failure)
+        try:
+            if httpx.get(url, timeout=2.0).is_success:
+                return
+            last = "not ready"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s: {last}")

@@ -1,0 +1,39 @@
+"""Routing keys of bus events on the topic exchange, and the bindings connectors declare.
+
+Agency and procedure codes keep their dots, so each group of a code is one topic word and AMQP
+wildcards select by code prefix: ``dossier.status.*.*.*.*.H12`` would be too loose, so keys put
+the variable-length procedure code last where ``#`` can absorb its optional suffixes.
+
+- ``dossier.submitted.<receiving agency>.<procedure code>`` e.g.
+  ``dossier.submitted.000.00.10.H12.1.001193``
+- ``dossier.status.<status>.<receiving agency>`` e.g. ``dossier.status.9.000.00.10.H12``
+"""
+
+from __future__ import annotations
+
+from contracts import DossierStatus, procedure_base
+
+SUBMITTED_PREFIX = "dossier.submitted"
+STATUS_PREFIX = "dossier.status"
+
+
+def submitted_key(receiving_agency: str, procedure_code: str) -> str:
+    """Routing key of a ``dossier.submitted`` event."""
+    return f"{SUBMITTED_PREFIX}.{receiving_agency}.{procedure_code}"
+
+
+def status_key(status: DossierStatus | int, receiving_agency: str) -> str:
+    """Routing key of a ``dossier.status_changed`` event."""
+    return f"{STATUS_PREFIX}.{int(status)}.{receiving_agency}"
+
+
+def procedure_bindings(procedure_code: str) -> tuple[str, ...]:
+    """Binding keys that catch submitted dossiers of a procedure, any agency, any suffix.
+
+    A connector serving base code ``1.001193`` also receives ``1.001193.000.00.00.H38`` and
+    ``1.001193.000.00.00.H38.02``: the issuing unit and online suffix do not change the partner.
+    """
+    base = procedure_base(procedure_code)
+    if base == procedure_code:
+        return (f"{SUBMITTED_PREFIX}.*.*.*.*.{base}.#",)
+    return (f"{SUBMITTED_PREFIX}.*.*.*.*.{procedure_code}.#",)

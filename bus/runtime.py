@@ -1,0 +1,65 @@
+"""What every bus process opens at start-up: store, broker, topology, registry and relay."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.amqp import Broker
+from bus.registry import ConnectorRegistry
+from bus.relay import OutboxRelay
+from bus.settings import Settings
+from bus.store.database import create_engine, writer
+from bus.store.migrate import upgrade_async
+from bus.topology import Names, declare_topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The shared resources of one bus process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    writer: AsyncEngine
+    broker: Broker
+    registry: ConnectorRegistry
+    names: Names
+    relay: OutboxRelay
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, name: str, registry: ConnectorRegistry | None = None
+    ) -> Runtime:
+        """Migrate the store, connect to RabbitMQ, declare the topology, start the relay."""
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        registry = registry or ConnectorRegistry.discover(settings.connector_endpoints)
+        broker = Broker(settings.amqp_url, name=name, publish_timeout=settings.publish_timeout)
+        try:
+            await broker.connect()
+            names = Names(settings.namespace)
+            await declare_topology(
+                broker.channel,
+                names,
+                routes=registry.routes(),
+                retry_delays=settings.retry_delays,
+                delivery_limit=settings.delivery_limit,
+            )
+        except BaseException:
+            await engine.dispose()
+            await broker.close()
+            raise
+        write_engine = writer(engine)
+        relay = OutboxRelay(write_engine, broker, settings)
+        relay.start()
+        return cls(settings, engine, write_engine, broker, registry, names, relay)
+
+    async def close(self) -> None:
+        """Stop the relay, close the broker connection and the store."""
+        await self.relay.stop()
+        await self.broker.close()
+        await self.engine.dispose()

@@ -1,0 +1,111 @@
+"""Configuration: every knob is an environment variable with the ``BUS_`` prefix.
+
+The embedded defaults run on one laptop (SQLite file, local RabbitMQ); production changes only
+these variables (PostgreSQL, a RabbitMQ cluster). The README's configuration table is generated
+from this class, so the descriptions here are the documentation.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All runtime settings of the bus."""
+
+    model_config = SettingsConfigDict(env_prefix="BUS_", extra="ignore", frozen=True)
+
+    # --- where things live -----------------------------------------------------------------
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="RabbitMQ URL. Several nodes: give one URL; the cluster's quorum queues "
+        "replicate across nodes.",
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/bus.sqlite3",
+        description="SQLAlchemy async URL of the store: SQLite file by default, "
+        "`postgresql+asyncpg://user@host/db` in production.",
+    )
+    data_dir: Path = Field(default=Path("var"), description="Folder for the SQLite file and logs.")
+
+    # --- broker ------------------------------------------------------------------------------
+    namespace: str = Field(
+        default="bus",
+        pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+        description="Prefix of every exchange and queue name, so several buses (or test runs) "
+        "can share one broker.",
+    )
+    prefetch: int = Field(
+        default=128, ge=1, le=10_000, description="Unacknowledged messages per consumer."
+    )
+    delivery_limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Quorum-queue `x-delivery-limit`: redeliveries (e.g. a worker crashing on "
+        "the message) before the broker dead-letters it to the parking queue.",
+    )
+    retry_delays: tuple[float, ...] = Field(
+        default=(1.0, 5.0, 30.0, 120.0),
+        description="Back-off tiers in seconds for transient failures; one TTL queue per tier. "
+        "A message that failed after the last tier is parked.",
+    )
+    publish_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a publisher confirm."
+    )
+
+    # --- store and outbox --------------------------------------------------------------------
+    batch_max: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Most items written in one database transaction (group commit).",
+    )
+    outbox_poll_interval: float = Field(
+        default=0.2, gt=0, description="Seconds between outbox scans when nothing woke the relay."
+    )
+    outbox_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a relay owns the rows it claimed; rows of a relay that died are "
+        "published by another after this.",
+    )
+    outbox_retention_seconds: float = Field(
+        default=86_400.0, ge=0, description="Sent outbox rows are purged after this."
+    )
+
+    # --- HTTP API ------------------------------------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted (bytes)."
+    )
+    max_json_depth: int = Field(
+        default=32, ge=2, le=512, description="Deepest JSON nesting accepted in a request."
+    )
+
+    # --- connectors ----------------------------------------------------------------------------
+    connectors: tuple[str, ...] = Field(
+        default=(),
+        description="Connector ids a worker serves; empty means every registered connector.",
+    )
+    connector_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-connector endpoint overrides as JSON, e.g. '
+        '`{"civil_status": "http://10.0.0.5:8080"}`.',
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the store is an embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The store: current dossier state, the transaction log, the outbox and the dedup record."""

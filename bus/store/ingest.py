@@ -1,0 +1,153 @@
+"""Writing accepted dossiers: dossier row, outbox event and ingest hop in one transaction.
+
+A batch of requests costs one transaction: one lookup for every code and idempotency key in the
+batch, then bulk inserts. Duplicates (same key or same code with the same content) get the
+original answer; a code or key reused for different content is a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.store.schema import dossiers, hops, outbox
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """One accepted-looking dossier, with its event already built, waiting for the commit."""
+
+    dossier_row: dict[str, Any]
+    outbox_row: dict[str, Any]
+    hop_row: dict[str, Any]
+    idempotency_key: str | None
+
+    @property
+    def code(self) -> str:
+        """The dossier code."""
+        return str(self.dossier_row["code"])
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the dossier."""
+        return str(self.dossier_row["content_hash"])
+
+    @property
+    def event_id(self) -> str:
+        """Id of the ``dossier.submitted`` event this request would emit."""
+        return str(self.outbox_row["event_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReceipt:
+    """The answer to an ingest: the dossier code and the id of the event that carries it."""
+
+    dossier_code: str
+    event_id: str
+    replayed: bool
+
+
+class IngestConflict(Exception):
+    """Raised when a dossier code or idempotency key already stands for different content."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+async def write_ingest_batch(
+    engine: AsyncEngine, requests: Sequence[IngestRequest]
+) -> list[IngestReceipt | Exception]:
+    """Commit a batch of ingest requests; one result (receipt or conflict) per request."""
+    for attempt in range(3):
+        try:
+            return await _write_once(engine, requests)
+        except IntegrityError:
+            # Another process inserted one of these codes between our lookup and our insert;
+            # the next attempt's lookup sees it and answers it as a duplicate or conflict.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _write_once(
+    engine: AsyncEngine, requests: Sequence[IngestRequest]
+) -> list[IngestReceipt | Exception]:
+    codes = {r.code for r in requests}
+    keys = {r.idempotency_key for r in requests if r.idempotency_key}
+    condition = dossiers.c.code.in_(codes)
+    if keys:
+        condition = sa.or_(condition, dossiers.c.idempotency_key.in_(keys))
+    lookup = sa.select(
+        dossiers.c.code,
+        dossiers.c.idempotency_key,
+        dossiers.c.content_hash,
+        dossiers.c.accepted_event_id,
+    ).where(condition)
+
+    async with engine.begin() as connection:
+        known = (await connection.execute(lookup)).all()
+        by_code: dict[str, tuple[str, str]] = {}
+        by_key: dict[str, tuple[str, str, str]] = {}
+        for row in known:
+            by_code[row.code] = (row.content_hash, row.accepted_event_id)
+            if row.idempotency_key:
+                by_key[row.idempotency_key] = (row.code, row.content_hash, row.accepted_event_id)
+
+        results: list[IngestReceipt | Exception] = []
+        new: list[IngestRequest] = []
+        for request in requests:
+            result = _resolve(request, by_code, by_key)
+            if result is None:
+                new.append(request)
+                by_code[request.code] = (request.content_hash, request.event_id)
+                if request.idempotency_key:
+                    by_key[request.idempotency_key] = (
+                        request.code,
+                        request.content_hash,
+                        request.event_id,
+                    )
+                result = IngestReceipt(request.code, request.event_id, replayed=False)
+            results.append(result)
+
+        if new:
+            done_at = datetime.now(UTC)
+            await connection.execute(dossiers.insert(), [r.dossier_row for r in new])
+            await connection.execute(outbox.insert(), [r.outbox_row for r in new])
+            await connection.execute(
+                hops.insert(), [{**r.hop_row, "done_at": done_at} for r in new]
+            )
+    return results
+
+
+def _resolve(
+    request: IngestRequest,
+    by_code: dict[str, tuple[str, str]],
+    by_key: dict[str, tuple[str, str, str]],
+) -> IngestReceipt | Exception | None:
+    """The answer for a request that repeats an earlier one, or ``None`` when it is new."""
+    if request.idempotency_key and request.idempotency_key in by_key:
+        code, content_hash, event_id = by_key[request.idempotency_key]
+        if code == request.code and content_hash == request.content_hash:
+            return IngestReceipt(code, event_id, replayed=True)
+        return IngestConflict(
+            "this Idempotency-Key was already used for a different request "
+            f"(dossier {code}); use a new key for a new request",
+            field="Idempotency-Key",
+        )
+    if request.code in by_code:
+        content_hash, event_id = by_code[request.code]
+        if content_hash == request.content_hash:
+            return IngestReceipt(request.code, event_id, replayed=True)
+        return IngestConflict(
+            f"dossier {request.code} was already accepted with different content; "
+            "a dossier code is accepted once",
+            field="code",
+        )
+    return None

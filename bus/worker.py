@@ -1,0 +1,312 @@
+"""Connector workers: consume a connector's queue, deliver to the partner, record the outcome.
+
+For each message: skip it if its id was already processed; call the connector; commit the dedup
+record, the hop, the new dossier state and the status event together; only then ack. Failures
+are classified: transient ones go to the next retry tier, permanent ones (and transient ones
+after the last tier) go to the parking queue with their reason. Nothing is acked before the
+outcome is durable somewhere (the store, a retry queue or the parking queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from bus import events
+from bus.amqp import OutgoingMessage
+from bus.batching import Batcher
+from bus.connector import Connector, Delivery, DeliveryReceipt
+from bus.errors import BusError, InvalidMessage, PartnerUnavailable
+from bus.registry import RegisteredConnector
+from bus.routing import status_key
+from bus.runtime import Runtime
+from bus.store.deliveries import (
+    DeliveryRecord,
+    Outcome,
+    StatusTransition,
+    already_processed,
+    commit_deliveries,
+)
+from contracts import EventEnvelope, StatusChange
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-bus-attempt"
+
+
+def attempt_of(message: AbstractIncomingMessage) -> int:
+    """Which attempt this delivery is (1 for the first), from the bus's retry header."""
+    value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+class ConnectorWorker:
+    """Consumes one connector's queue with bounded concurrency (the prefetch)."""
+
+    def __init__(self, runtime: Runtime, registered: RegisteredConnector) -> None:
+        self._runtime = runtime
+        self._registered = registered
+        self._settings = runtime.settings
+        self.connector_id = registered.id
+        self.queue_name = runtime.names.connector_queue(registered.id)
+        self._connector: Connector | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._dedup: Batcher[str, bool] = Batcher(self._check_dedup, name=f"dedup:{registered.id}")
+        self._commit: Batcher[DeliveryRecord, Outcome] = Batcher(
+            self._commit_batch, max_batch=self._settings.batch_max, name=f"commit:{registered.id}"
+        )
+        self.counts: dict[str, int] = {"delivered": 0, "duplicate": 0, "retried": 0, "parked": 0}
+
+    async def start(self) -> None:
+        """Open the connector and start consuming."""
+        self._connector = self._registered.build()
+        self._dedup.start()
+        self._commit.start()
+        channel = await self._runtime.broker.connection.channel(publisher_confirms=False)
+        prefetch = min(self._settings.prefetch, self._registered.config.concurrency)
+        await channel.set_qos(prefetch_count=prefetch)
+        self._channel = channel
+        self._queue = await channel.get_queue(self.queue_name, ensure=True)
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        log.info("worker consuming %s (prefetch %d)", self.queue_name, prefetch)
+
+    async def stop(self) -> None:
+        """Stop consuming, finish the messages in hand, close the connector."""
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception:  # the channel may already be gone; unacked messages come back
+                log.debug("cancel of %s failed", self._consumer_tag, exc_info=True)
+        await self._idle.wait()
+        await self._commit.stop()
+        await self._dedup.stop()
+        if self._channel is not None:
+            await self._channel.close()
+        if self._connector is not None:
+            await self._connector.aclose()
+
+    async def _check_dedup(self, message_ids: Sequence[str]) -> list[bool | Exception]:
+        done = await already_processed(self._runtime.engine, self.connector_id, message_ids)
+        return [message_id in done for message_id in message_ids]
+
+    async def _commit_batch(self, records: Sequence[DeliveryRecord]) -> Sequence[Outcome | Exception]:
+        outcomes = await commit_deliveries(self._runtime.writer, records, self._status_event_row)
+        if any(o == "applied" for o in outcomes):
+            self._runtime.relay.wake()
+        return outcomes
+
+    def _status_event_row(self, record: DeliveryRecord, transition: StatusTransition) -> dict[str, Any]:
+        assert record.cause is not None and record.agency is not None
+        change = StatusChange(
+            dossier_code=transition.dossier_code,
+            status=transition.status,
+            previous_status=transition.previous_status,
+            changed_at=record.changed_at or datetime.now(UTC),
+            agency=record.agency,
+            note=record.note,
+            partner_reference=record.partner_reference,
+        )
+        event = events.status_changed(change, cause=record.cause, sequence=transition.sequence)
+        return {
+            "event_id": event.id,
+            "dossier_code": transition.dossier_code,
+            "exchange": self._runtime.names.events,
+            "routing_key": status_key(transition.status, transition.receiving_agency),
+            # Status events are offered to whoever subscribes; having no subscriber is normal.
+            "mandatory": False,
+            "payload": events.encode(event),
+            "created_at": datetime.now(UTC),
+            "attempts": 0,
+        }
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self._handle(message)
+        except Exception:
+            # Could not record the outcome (store or broker down): leave the message unacked so
+            # the broker redelivers it; the dedup record makes the repeat harmless.
+            log.exception("message %s not settled; it will be redelivered", message.message_id)
+            try:
+                await message.nack(requeue=True)
+            except Exception:
+                log.debug("nack failed (channel closed); the broker requeues it", exc_info=True)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        received_at = datetime.now(UTC)
+        attempt = attempt_of(message)
+        try:
+            event = events.decode(message.body)
+            dossier = events.decode_dossier(event)
+        except InvalidMessage as exc:
+            await self._park(message, exc, attempt)
+            await message.ack()
+            return
+        if await self._dedup.submit(event.id):
+            self.counts["duplicate"] += 1
+            await message.ack()
+            return
+
+        assert self._connector is not None
+        delivery = Delivery(message_id=event.id, event=event, dossier=dossier, attempt=attempt)
+        try:
+            receipt = await self._connector.deliver(delivery)
+        except BusError as exc:
+            await self._fail(message, event, received_at, attempt, exc)
+            return
+        except Exception as exc:  # a connector bug: retried like a transient fault, then parked
+            log.exception("connector %s raised an unclassified error", self.connector_id)
+            wrapped = PartnerUnavailable(f"connector error: {exc!r}", fault_code="CONNECTOR_BUG")
+            await self._fail(message, event, received_at, attempt, wrapped)
+            return
+
+        outcome = await self._commit.submit(self._record(event, received_at, attempt, receipt))
+        self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
+        await message.ack()
+
+    def _hop(
+        self, event: EventEnvelope, received_at: datetime, attempt: int, **values: Any
+    ) -> dict[str, Any]:
+        return {
+            "message_id": event.id,
+            "dossier_code": event.subject,
+            "correlation_id": event.correlationid,
+            "kind": "deliver",
+            "sender": "bus",
+            "recipient": self.connector_id,
+            "received_at": received_at,
+            "sent_at": None,
+            "answered_at": None,
+            "request_bytes": 0,
+            "response_bytes": 0,
+            "fault_code": None,
+            "fault_detail": None,
+            "mapping_version": None,
+            "attempt": attempt,
+            **values,
+        }
+
+    def _record(
+        self, event: EventEnvelope, received_at: datetime, attempt: int, receipt: DeliveryReceipt
+    ) -> DeliveryRecord:
+        return DeliveryRecord(
+            consumer=self.connector_id,
+            message_id=event.id,
+            dossier_code=event.subject,
+            hop_row=self._hop(
+                event,
+                received_at,
+                attempt,
+                sent_at=receipt.sent_at,
+                answered_at=receipt.answered_at,
+                request_bytes=receipt.request_size,
+                response_bytes=receipt.response_size,
+                mapping_version=receipt.mapping_version,
+            ),
+            new_status=receipt.status,
+            partner_reference=receipt.partner_reference,
+            cause=event,
+            agency=self._registered.config.agency,
+            note=receipt.note,
+            changed_at=receipt.answered_at,
+        )
+
+    async def _fail(
+        self,
+        message: AbstractIncomingMessage,
+        event: EventEnvelope,
+        received_at: datetime,
+        attempt: int,
+        error: BusError,
+    ) -> None:
+        delays = self._settings.retry_delays
+        retry = error.transient and attempt <= len(delays)
+        outcome = "retry" if retry else "parked"
+        await self._commit.submit(
+            DeliveryRecord(
+                consumer=self.connector_id,
+                message_id=event.id,
+                dossier_code=event.subject,
+                hop_row=self._hop(
+                    event,
+                    received_at,
+                    attempt,
+                    outcome=outcome,
+                    fault_code=error.fault_code,
+                    fault_detail=error.message[:2000],
+                ),
+            )
+        )
+        if retry:
+            delay = delays[attempt - 1]
+            await self._runtime.broker.publish(
+                OutgoingMessage(
+                    exchange=self._runtime.names.retry(delay),
+                    routing_key=self.queue_name,
+                    body=message.body,
+                    message_id=event.id,
+                    correlation_id=event.correlationid,
+                    content_type=message.content_type or "application/cloudevents+json",
+                    headers={**(message.headers or {}), ATTEMPT_HEADER: attempt + 1},
+                )
+            )
+            self.counts["retried"] += 1
+            log.info(
+                "%s: %s attempt %d failed (%s); retry in %ss",
+                self.connector_id, event.subject, attempt, error.fault_code, delay,
+            )
+        else:
+            await self._park(message, error, attempt)
+        await message.ack()
+
+    async def _park(self, message: AbstractIncomingMessage, error: BusError, attempt: int) -> None:
+        """Publish the message to the parking queue with why it failed (confirmed)."""
+        reason = error.message
+        if error.transient:
+            reason = f"retries exhausted after {attempt} attempts: {reason}"
+        await self._runtime.broker.publish(
+            OutgoingMessage(
+                exchange=self._runtime.names.dead,
+                routing_key=message.routing_key or self.queue_name,
+                body=message.body,
+                message_id=message.message_id or "",
+                correlation_id=message.correlation_id,
+                content_type=message.content_type or "application/octet-stream",
+                headers={
+                    **(message.headers or {}),
+                    "x-bus-reason": reason[:2000],
+                    "x-bus-fault-code": error.fault_code,
+                    "x-bus-error-class": error.error_class,
+                    "x-bus-connector": self.connector_id,
+                    "x-bus-queue": self.queue_name,
+                    "x-bus-attempts": attempt,
+                    "x-bus-parked-at": datetime.now(UTC).isoformat(),
+                },
+            )
+        )
+        self.counts["parked"] += 1
+        log.warning("%s: parked %s: %s", self.connector_id, message.message_id, reason)
+
+
+async def run_workers(runtime: Runtime, connector_ids: Sequence[str] = ()) -> list[ConnectorWorker]:
+    """Start one worker per connector (all registered ones when ``connector_ids`` is empty)."""
+    ids = list(connector_ids) or runtime.registry.ids
+    workers = [ConnectorWorker(runtime, runtime.registry.get(cid)) for cid in ids]
+    for worker in workers:
+        await worker.start()
+    return workers

@@ -1,0 +1,116 @@
+"""The canonical language of the bus: codes, statuses, the dossier, the event envelope.
+
+Everything a consumer needs is importable from ``contracts``; nothing here imports the bus.
+"""
+
+from __future__ import annotations
+
+from contracts.codes import (
+    AdminUnitCode,
+    AgencyCode,
+    CitizenId,
+    DossierCode,
+    ProcedureCode,
+    agency_of_dossier,
+    dossier_receipt_date,
+    dossier_sequence,
+    is_agency_code,
+    is_citizen_id,
+    is_dossier_code,
+    is_procedure_code,
+    make_dossier_code,
+    mask_citizen_id,
+    procedure_base,
+)
+from contracts.dossier import (
+    DOSSIER_SCHEMA_VERSION,
+    FORM_MAX_BYTES,
+    FORM_MAX_KEYS,
+    Address,
+    Applicant,
+    BirthRegistrationForm,
+    Dossier,
+    Fee,
+    ResultDocument,
+    Sha256Hex,
+    SubmittedDocument,
+    SupplementRequest,
+)
+from contracts.envelope import (
+    DOSSIER_DATASCHEMA,
+    EVENT_DOSSIER_STATUS_CHANGED,
+    EVENT_DOSSIER_SUBMITTED,
+    STATUS_CHANGE_DATASCHEMA,
+    EventEnvelope,
+    dataschema_uri,
+)
+from contracts.procedures import (
+    DEFAULT_CATALOGUE_PATH,
+    Procedure,
+    ProcedureCatalogue,
+    load_procedure_catalogue,
+)
+from contracts.samples import SAMPLE_RECEIVED_AT, sample_birth_dossier, sample_birth_dossier_json
+from contracts.status import (
+    FINISHED_STATUSES,
+    STATUS_CHANGE_SCHEMA_VERSION,
+    TERMINAL_STATUSES,
+    ApplicantKind,
+    Channel,
+    DossierStatus,
+    StatusChange,
+)
+from contracts.timezone import VN_TZ, VnDateTime, to_vn
+
+__all__ = [
+    "DEFAULT_CATALOGUE_PATH",
+    "DOSSIER_DATASCHEMA",
+    "DOSSIER_SCHEMA_VERSION",
+    "EVENT_DOSSIER_STATUS_CHANGED",
+    "EVENT_DOSSIER_SUBMITTED",
+    "FINISHED_STATUSES",
+    "FORM_MAX_BYTES",
+    "FORM_MAX_KEYS",
+    "SAMPLE_RECEIVED_AT",
+    "STATUS_CHANGE_DATASCHEMA",
+    "STATUS_CHANGE_SCHEMA_VERSION",
+    "TERMINAL_STATUSES",
+    "VN_TZ",
+    "Address",
+    "AdminUnitCode",
+    "AgencyCode",
+    "Applicant",
+    "ApplicantKind",
+    "BirthRegistrationForm",
+    "Channel",
+    "CitizenId",
+    "Dossier",
+    "DossierCode",
+    "DossierStatus",
+    "EventEnvelope",
+    "Fee",
+    "Procedure",
+    "ProcedureCatalogue",
+    "ProcedureCode",
+    "ResultDocument",
+    "Sha256Hex",
+    "StatusChange",
+    "SubmittedDocument",
+    "SupplementRequest",
+    "VnDateTime",
+    "agency_of_dossier",
+    "dataschema_uri",
+    "dossier_receipt_date",
+    "dossier_sequence",
+    "is_agency_code",
+    "is_citizen_id",
+    "is_dossier_code",
+    "is_procedure_code",
+    "load_procedure_catalogue",
+    "make_dossier_code",
+    "mask_citizen_id",
+    "procedure_base",
+    "sample_birth_dossier",
+    "sample_birth_dossier_json",
+    "to_vn",
+]

@@ -1,0 +1,213 @@
+"""The store on SQLite and on PostgreSQL: migrations, ingest, outbox leases, delivery effects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.ingest import Submission, build_ingest_request
+from bus.store import outbox as outbox_store
+from bus.store.database import create_engine, writer
+from bus.store.deliveries import DeliveryRecord, StatusTransition, commit_deliveries
+from bus.store.ingest import IngestConflict, IngestReceipt, write_ingest_batch
+from bus.store.migrate import upgrade_async
+from bus.store.schema import dossiers, hops, metadata, outbox
+from contracts import DossierStatus, sample_birth_dossier
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated store, as its writer engine."""
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    yield writer(engine)
+    await engine.dispose()
+
+
+def _request(sequence: int = 1, key: str | None = None, **changes: Any):  # type: ignore[no-untyped-def]
+    dossier = sample_birth_dossier(sequence=sequence)
+    if changes:
+        dossier = dossier.model_copy(update=changes)
+    submission = Submission(received_at=datetime.now(UTC), request_bytes=1234, idempotency_key=key)
+    return build_ingest_request(dossier, submission, events_exchange="t.events")
+
+
+async def _count(engine: AsyncEngine, table: sa.Table) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+
+
+async def test_migrations_match_the_declared_schema(engine: AsyncEngine) -> None:
+    """After `alembic upgrade head` the database has exactly the tables and columns of schema.py."""
+
+    def diff(connection: sa.Connection) -> list[Any]:
+        return compare_metadata(MigrationContext.configure(connection), metadata)
+
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(diff)
+    assert differences == []
+
+
+async def test_migrations_can_run_twice(database_url: str, engine: AsyncEngine) -> None:
+    """Running the migrations again (every process does at start-up) changes nothing."""
+    await upgrade_async(database_url)
+    assert await _count(engine, dossiers) == 0
+
+
+async def test_new_dossier_is_stored_with_its_event_and_hop(engine: AsyncEngine) -> None:
+    """One accepted dossier writes one dossier row, one outbox row and one ingest hop."""
+    request = _request()
+    [receipt] = await write_ingest_batch(engine, [request])
+    assert receipt == IngestReceipt(request.code, request.event_id, replayed=False)
+    assert (await _count(engine, dossiers), await _count(engine, outbox), await _count(engine, hops)) == (1, 1, 1)
+
+
+async def test_same_content_again_returns_the_original_answer(engine: AsyncEngine) -> None:
+    """Re-sending the same dossier answers with the first event id and stores nothing new."""
+    first = _request()
+    await write_ingest_batch(engine, [first])
+    [again] = await write_ingest_batch(engine, [_request()])
+    assert isinstance(again, IngestReceipt)
+    assert again.replayed and again.event_id == first.event_id
+    assert await _count(engine, outbox) == 1
+
+
+async def test_same_code_with_other_content_is_a_conflict(engine: AsyncEngine) -> None:
+    """A dossier code already accepted with different content is refused, naming the field."""
+    await write_ingest_batch(engine, [_request()])
+    [result] = await write_ingest_batch(engine, [_request(summary="changed")])
+    assert isinstance(result, IngestConflict) and result.field == "code"
+
+
+async def test_idempotency_key_reused_for_another_dossier_is_a_conflict(engine: AsyncEngine) -> None:
+    """An Idempotency-Key already used for one dossier cannot create another."""
+    await write_ingest_batch(engine, [_request(1, key="k-1")])
+    [result] = await write_ingest_batch(engine, [_request(2, key="k-1")])
+    assert isinstance(result, IngestConflict) and result.field == "Idempotency-Key"
+
+
+async def test_duplicates_inside_one_batch_are_stored_once(engine: AsyncEngine) -> None:
+    """Two identical requests committed in the same batch create one dossier and one event."""
+    a, b = _request(7, key="same"), _request(7, key="same")
+    results = await write_ingest_batch(engine, [a, b])
+    assert [r.replayed for r in results if isinstance(r, IngestReceipt)] == [False, True]
+    assert await _count(engine, outbox) == 1
+
+
+async def test_a_batch_commits_many_dossiers_at_once(engine: AsyncEngine) -> None:
+    """A batch of 200 distinct dossiers is committed whole."""
+    results = await write_ingest_batch(engine, [_request(i) for i in range(1, 201)])
+    assert all(isinstance(r, IngestReceipt) and not r.replayed for r in results)
+    assert await _count(engine, dossiers) == 200
+
+
+async def test_outbox_rows_are_claimed_by_one_relay_only(engine: AsyncEngine) -> None:
+    """Two relays claiming at once never get the same row."""
+    await write_ingest_batch(engine, [_request(i) for i in range(1, 51)])
+    a, b = await asyncio.gather(
+        outbox_store.claim(engine, relay_id="a", limit=40, lease_seconds=30),
+        outbox_store.claim(engine, relay_id="b", limit=40, lease_seconds=30),
+    )
+    ids_a, ids_b = {e.id for e in a}, {e.id for e in b}
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) == 50
+
+
+async def test_rows_of_a_dead_relay_are_claimed_after_the_lease(engine: AsyncEngine) -> None:
+    """A claimed row that was never marked sent is claimable again once its lease ran out."""
+    await write_ingest_batch(engine, [_request()])
+    [first] = await outbox_store.claim(engine, relay_id="dead", limit=10, lease_seconds=0.2)
+    assert await outbox_store.claim(engine, relay_id="other", limit=10, lease_seconds=30) == []
+    await asyncio.sleep(0.3)
+    [again] = await outbox_store.claim(engine, relay_id="other", limit=10, lease_seconds=30)
+    assert again.event_id == first.event_id and again.attempts == 2
+
+
+async def test_sent_rows_are_not_claimed_again(engine: AsyncEngine) -> None:
+    """Marking a row sent takes it out of the outbox's pending set."""
+    await write_ingest_batch(engine, [_request()])
+    [row] = await outbox_store.claim(engine, relay_id="r", limit=10, lease_seconds=0.01)
+    await outbox_store.mark_sent(engine, [row.id])
+    await asyncio.sleep(0.05)
+    assert await outbox_store.claim(engine, relay_id="r", limit=10, lease_seconds=30) == []
+    assert (await outbox_store.lag(engine))[0] == 0
+
+
+def _delivery(code: str, message_id: str, status: DossierStatus = DossierStatus.PROCESSED) -> DeliveryRecord:
+    now = datetime.now(UTC)
+    return DeliveryRecord(
+        consumer="civil_status",
+        message_id=message_id,
+        dossier_code=code,
+        hop_row={
+            "message_id": message_id, "dossier_code": code, "correlation_id": "c", "kind": "deliver",
+            "sender": "bus", "recipient": "civil_status", "received_at": now, "sent_at": now,
+            "answered_at": now, "request_bytes": 10, "response_bytes": 20, "fault_code": None,
+            "fault_detail": None, "mapping_version": "m@1", "attempt": 1,
+        },
+        new_status=status,
+        partner_reference="KS/2024/000001",
+    )
+
+
+def _status_row(record: DeliveryRecord, transition: StatusTransition) -> dict[str, Any]:
+    return {
+        "event_id": f"status-{record.message_id}-{transition.sequence}",
+        "dossier_code": transition.dossier_code,
+        "exchange": "t.events",
+        "routing_key": f"dossier.status.{int(transition.status)}",
+        "mandatory": False,
+        "payload": b"{}",
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+async def test_a_delivery_is_applied_once(engine: AsyncEngine) -> None:
+    """The same message committed twice moves the dossier once and emits one status event."""
+    request = _request()
+    await write_ingest_batch(engine, [request])
+    first = await commit_deliveries(engine, [_delivery(request.code, "m-1")], _status_row)
+    second = await commit_deliveries(engine, [_delivery(request.code, "m-1")], _status_row)
+    assert (first, second) == (["applied"], ["duplicate"])
+    async with engine.connect() as connection:
+        row = (await connection.execute(sa.select(dossiers).where(dossiers.c.code == request.code))).one()
+        hop_outcomes = (await connection.execute(sa.select(hops.c.outcome).order_by(hops.c.id))).scalars().all()
+    assert (row.status, row.sequence, row.partner_reference) == (9, 2, "KS/2024/000001")
+    assert row.finished_at is not None
+    assert hop_outcomes == ["accepted", "delivered", "duplicate"]
+    assert await _count(engine, outbox) == 2
+
+
+async def test_two_copies_in_one_batch_apply_once(engine: AsyncEngine) -> None:
+    """Two copies of one message in the same batch: one applied, one duplicate."""
+    request = _request()
+    await write_ingest_batch(engine, [request])
+    outcomes = await commit_deliveries(
+        engine, [_delivery(request.code, "m-1"), _delivery(request.code, "m-1")], _status_row
+    )
+    assert outcomes == ["applied", "duplicate"]
+
+
+async def test_successive_changes_get_increasing_sequence_numbers(engine: AsyncEngine) -> None:
+    """Each applied change of one dossier takes the next per-dossier sequence number."""
+    request = _request()
+    await write_ingest_batch(engine, [request])
+    await commit_deliveries(
+        engine,
+        [_delivery(request.code, "m-1", DossierStatus.ACCEPTED), _delivery(request.code, "m-2", DossierStatus.PROCESSING)],
+        _status_row,
+    )
+    async with engine.connect() as connection:
+        events = (await connection.execute(sa.select(outbox.c.event_id).order_by(outbox.c.id))).scalars().all()
+        row = (await connection.execute(sa.select(dossiers.c.status, dossiers.c.sequence))).one()
+    assert events[1:] == ["status-m-1-2", "status-m-2-3"]
+    assert tuple(row) == (4, 3)

@@ -1,0 +1,90 @@
+"""Shared fixtures: real RabbitMQ and PostgreSQL on loopback, an isolated namespace per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import pytest
+
+from bus.settings import Settings
+from bus.topology import Names
+
+AMQP_URL = os.environ.get("BUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_ADMIN_DSN = os.environ.get("BUS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+FAST_RETRIES = (0.2, 0.4)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A broker namespace of this test alone, so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite store file."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'bus.sqlite3'}"
+
+
+async def _postgres_admin(sql: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A throw-away database on the local PostgreSQL, dropped after the test."""
+    name = f"bus_test_{uuid.uuid4().hex[:12]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """Each store test runs against SQLite and against the local PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_url
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_settings(namespace: str, database_url: str, **overrides: object) -> Settings:
+    """Settings for a test bus: its own namespace and store, fast retries."""
+    values: dict[str, object] = {
+        "amqp_url": AMQP_URL,
+        "database_url": database_url,
+        "namespace": namespace,
+        "retry_delays": FAST_RETRIES,
+        "delivery_limit": 5,
+        "outbox_poll_interval": 0.05,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def broker_cleanup(namespace: str) -> AsyncIterator[list[str]]:
+    """Deletes every queue and exchange of the test's namespace afterwards; yields the
+    list to which a test may add the connector ids it declared."""
+    connector_ids: list[str] = ["civil_status"]
+    yield connector_ids
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        from bus.topology import delete_topology
+
+        channel = await connection.channel()
+        await delete_topology(
+            channel, Names(namespace), connector_ids=connector_ids, retry_delays=FAST_RETRIES
+        )
+    finally:
+        await connection.close()
