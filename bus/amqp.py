@@ -60,7 +60,7 @@ class Broker:
         self._exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self, *, timeout: float = 30.0) -> None:
-        """Open the connection and the confirm channel; raise BrokerUnavailable after ``timeout``."""
+        """Open the connection and the confirm channel; BrokerUnavailable after ``timeout``."""
         try:
             self._connection = await asyncio.wait_for(
                 aio_pika.connect_robust(
@@ -146,9 +146,7 @@ class Broker:
 
         Returns, per message, ``None`` when confirmed or the bus error that prevented it.
         """
-        results = await asyncio.gather(
-            *(self.publish(m) for m in messages), return_exceptions=True
-        )
+        results = await asyncio.gather(*(self.publish(m) for m in messages), return_exceptions=True)
         outcome: list[Exception | None] = []
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, Exception):

@@ -32,6 +32,8 @@ def _logging(verbose: bool) -> None:
     # Reconnection chatter from the AMQP client is noise at INFO.
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -86,7 +88,9 @@ def run(
 
 @app.command()
 def demo(
-    url: Annotated[str, typer.Option(help="Base URL of a running bus API.")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str, typer.Option(help="Base URL of a running bus API.")
+    ] = "http://127.0.0.1:8000",
 ) -> None:
     """Push a sample birth-registration dossier to a running bus and print its journey."""
     from bus.demo import push_and_follow
@@ -115,7 +119,9 @@ def settings_table() -> list[tuple[str, str, str]]:
     rows = []
     for name, info in Settings.model_fields.items():
         default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
-        rows.append((f"BUS_{name.upper()}", json.dumps(default, default=str), info.description or ""))
+        rows.append(
+            (f"BUS_{name.upper()}", json.dumps(default, default=str), info.description or "")
+        )
     return rows
 
 

@@ -24,7 +24,9 @@ class ConnectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Connector id, e.g. civil_status.")
+    id: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Connector id, e.g. civil_status."
+    )
     agency: AgencyCode = Field(description="Agency code of the partner system behind it.")
     title: str = Field(description="Human name of the partner system.")
     endpoint: HttpUrl = Field(description="Base URL of the partner system.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,8 @@ import aio_pika
 import httpx
 import orjson
 from rich.console import Console
-from rich.table import Table
 
-from bus.processes import Supervisor, python_module, wait_http
+from bus.processes import Supervisor, ensure_port_free, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.settings import Settings
 from bus.store.migrate import upgrade
@@ -31,6 +31,8 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     console.print(f"broker  {settings.amqp_url.split('@')[-1]}  namespace '{settings.namespace}'")
     upgrade(settings.database_url)  # once, before several processes race to do it
     supervisor = Supervisor()
+    # A service manager stops us with SIGTERM: take the same clean path as Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for connector_id in registry.ids:
             registered = registry.get(connector_id)
@@ -38,14 +40,32 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
             if module is None:
                 continue
             endpoint = urlsplit(str(registered.config.endpoint))
+            ensure_port_free(
+                endpoint.hostname or "127.0.0.1",
+                endpoint.port or 80,
+                f"the {connector_id} simulator",
+            )
             supervisor.start(
                 f"simulator:{connector_id}",
-                python_module(module, "--host", endpoint.hostname or "127.0.0.1", "--port", str(endpoint.port or 80)),
+                python_module(
+                    module,
+                    "--host",
+                    endpoint.hostname or "127.0.0.1",
+                    "--port",
+                    str(endpoint.port or 80),
+                ),
             )
-            wait_http(f"{str(registered.config.endpoint).rstrip('/')}/_sim/stats", timeout=30, supervisor=supervisor)
-            console.print(f"partner simulator [cyan]{connector_id}[/] at {registered.config.endpoint}")
+            wait_http(
+                f"{str(registered.config.endpoint).rstrip('/')}/_sim/stats",
+                timeout=30,
+                supervisor=supervisor,
+            )
+            console.print(
+                f"partner simulator [cyan]{connector_id}[/] at {registered.config.endpoint}"
+            )
         for index in range(workers):
             supervisor.start(f"worker-{index + 1}", python_module("bus.cli", "worker"))
+        ensure_port_free(settings.api_host, settings.api_port, "the API")
         supervisor.start("api", python_module("bus.cli", "api"))
         base_url = f"http://{settings.api_host}:{settings.api_port}"
         wait_http(f"{base_url}/readyz", timeout=60, supervisor=supervisor)
@@ -61,16 +81,23 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     except KeyboardInterrupt:
         console.print("\nstopping…")
         return 0
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]cannot start the bus:[/] {exc}")
+        return 1
     finally:
         supervisor.stop()
 
 
-def push_and_follow(settings: Settings, base_url: str, *, console: Console, timeout: float = 30.0) -> int:
+def push_and_follow(
+    settings: Settings, base_url: str, *, console: Console, timeout: float = 30.0
+) -> int:
     """POST a sample dossier, then print each hop and the status event a portal receives."""
     return asyncio.run(_push_and_follow(settings, base_url, console, timeout))
 
 
-async def _push_and_follow(settings: Settings, base_url: str, console: Console, timeout: float) -> int:
+async def _push_and_follow(
+    settings: Settings, base_url: str, console: Console, timeout: float
+) -> int:
     names = Names(settings.namespace)
     connection = await aio_pika.connect_robust(settings.amqp_url)
     try:
@@ -131,11 +158,15 @@ async def _first_event_about(
     return None
 
 
-async def _wait_delivered(client: httpx.AsyncClient, code: str, timeout: float) -> dict[str, Any] | None:
+async def _wait_delivered(
+    client: httpx.AsyncClient, code: str, timeout: float
+) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         view = (await client.get(f"/v1/dossiers/{code}")).json()
-        delivered = any(h["kind"] == "deliver" and h["outcome"] == "delivered" for h in view["history"])
+        delivered = any(
+            h["kind"] == "deliver" and h["outcome"] == "delivered" for h in view["history"]
+        )
         if delivered and all(e["sent_at"] for e in view["events"]):
             return dict(view)
         await asyncio.sleep(0.1)
@@ -149,31 +180,35 @@ def _clock(value: str | None) -> str:
 
 
 def _print_journey(console: Console, view: dict[str, Any]) -> None:
-    table = Table(title="Journey (transaction log)", show_lines=False)
-    for column in ("#", "hop", "from → to", "received", "sent", "answered", "done", "bytes in/out", "outcome", "mapping"):
-        table.add_column(column)
+    console.print("\n[bold]Journey[/] (transaction log, one line per hop; times Asia/Ho_Chi_Minh)")
     for number, hop in enumerate(view["history"], 1):
-        table.add_row(
-            str(number),
-            hop["kind"],
-            f"{hop['sender']} → {hop['recipient']}",
-            _clock(hop["received_at"]),
-            _clock(hop["sent_at"]),
-            _clock(hop["answered_at"]),
-            _clock(hop["done_at"]),
-            f"{hop['request_bytes']}/{hop['response_bytes']}",
-            hop["outcome"],
-            hop["mapping_version"] or "—",
+        stamps = "  ".join(
+            f"{label} {_clock(hop[key])}"
+            for label, key in (
+                ("received", "received_at"),
+                ("sent", "sent_at"),
+                ("answered", "answered_at"),
+                ("done", "done_at"),
+            )
+            if hop[key]
         )
-    console.print(table)
-    events = Table(title="Events published (outbox → RabbitMQ, confirmed)")
-    for column in ("event id", "routing key", "committed", "confirmed"):
-        events.add_column(column)
+        mapping = f"  mapping {hop['mapping_version']}" if hop["mapping_version"] else ""
+        fault = f"  fault {hop['fault_code']}" if hop["fault_code"] else ""
+        console.print(
+            f" {number}. [bold]{hop['kind']:<8}[/] {hop['sender']} → {hop['recipient']}: "
+            f"[green]{hop['outcome']}[/]{fault}\n"
+            f"    {stamps}\n"
+            f"    {hop['request_bytes']} B in, {hop['response_bytes']} B out, "
+            f"attempt {hop['attempt']}{mapping}"
+        )
+    console.print("\n[bold]Events[/] (outbox → RabbitMQ, marked sent after the broker confirmed)")
     for event in view["events"]:
-        events.add_row(event["event_id"], event["routing_key"], _clock(event["created_at"]), _clock(event["sent_at"]))
-    console.print(events)
+        console.print(
+            f" • {event['routing_key']}  committed {_clock(event['created_at'])}"
+            f"  confirmed {_clock(event['sent_at'])}  id {event['event_id']}"
+        )
     state = view["state"]
     console.print(
-        f"state: status [bold]{state['status']} ({state['status_label']})[/], "
+        f"\nstate: status [bold]{state['status']} ({state['status_label']})[/], "
         f"sequence {state['sequence']}, partner reference {state['partner_reference']}"
     )

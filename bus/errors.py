@@ -63,7 +63,7 @@ class BrokerUnavailable(TransientError):
 
 
 class Unroutable(TransientError):
-    """Raised when a mandatory message matched no queue: its consumer's queue is not declared yet."""
+    """Raised when a mandatory message matched no queue: its consumer's queue is not declared."""
 
     fault_code = "UNROUTABLE"
 

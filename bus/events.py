@@ -103,4 +103,6 @@ def decode_dossier(event: EventEnvelope) -> Dossier:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidMessage(f"event {event.id} carries an invalid dossier: {where}: {first['msg']}") from exc
+        raise InvalidMessage(
+            f"event {event.id} carries an invalid dossier: {where}: {first['msg']}"
+        ) from exc

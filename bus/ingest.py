@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,9 +11,9 @@ import orjson
 
 from bus import events
 from bus.batching import Batcher
+from bus.routing import submitted_key
 from bus.runtime import Runtime
 from bus.store.ingest import IngestReceipt, IngestRequest, write_ingest_batch
-from bus.routing import submitted_key
 from contracts import Dossier, ProcedureCatalogue
 
 
@@ -60,7 +61,9 @@ class IngestService:
         """Commit what is queued, then stop."""
         await self._batcher.stop()
 
-    async def _write(self, requests: list[IngestRequest]) -> list[IngestReceipt | Exception]:
+    async def _write(
+        self, requests: Sequence[IngestRequest]
+    ) -> Sequence[IngestReceipt | Exception]:
         results = await write_ingest_batch(self._runtime.writer, requests)
         self._runtime.relay.wake()
         return results
@@ -77,7 +80,11 @@ class IngestService:
         connector = self._runtime.registry.for_procedure(dossier.procedure_code)
         if connector is None:
             served = sorted(
-                {p for c in self._runtime.registry.ids for p in self._runtime.registry.get(c).config.procedures}
+                {
+                    p
+                    for c in self._runtime.registry.ids
+                    for p in self._runtime.registry.get(c).config.procedures
+                }
             )
             raise UnroutableDossier(
                 f"no connector serves procedure {dossier.procedure_code}",

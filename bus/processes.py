@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -99,6 +100,18 @@ class Supervisor:
 def python_module(module: str, *args: str) -> list[str]:
     """argv running ``python -m module args`` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Refuse to start ``what`` on a port something else already listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        if probe.connect_ex((host, port)) == 0:
+            raise RuntimeError(
+                f"{host}:{port} is already in use, so {what} cannot listen there. Stop what runs "
+                "there (an earlier `bus run`?) or choose another port (BUS_API_PORT, "
+                "BUS_CONNECTOR_ENDPOINTS)."
+            )
 
 
 def wait_http(url: str, *, timeout: float, supervisor: Supervisor | None = None) -> None:

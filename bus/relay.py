@@ -8,6 +8,7 @@ rows left by a process that died (their lease runs out and any relay takes them)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -45,10 +46,8 @@ class OutboxRelay:
         """Stop after the batch in flight."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def relay_once(self) -> int:
@@ -81,7 +80,9 @@ class OutboxRelay:
         ]
         await outbox.mark_sent(self._engine, sent)
         if failed:
-            log.warning("outbox: %d of %d events not confirmed: %s", len(failed), len(pending), failed[0][1])
+            log.warning(
+                "outbox: %d of %d events not confirmed: %s", len(failed), len(pending), failed[0][1]
+            )
             # Leave them alone for a second so a broker outage is not a busy loop.
             await outbox.release(self._engine, failed, retry_in=1.0)
         self.published += len(sent)
@@ -108,7 +109,5 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
             if count >= self._settings.batch_max:
                 continue  # more are waiting
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_interval)
-            except TimeoutError:
-                pass

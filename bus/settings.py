@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     )
     connector_endpoints: dict[str, str] = Field(
         default_factory=dict,
-        description='Per-connector endpoint overrides as JSON, e.g. '
+        description="Per-connector endpoint overrides as JSON, e.g. "
         '`{"civil_status": "http://10.0.0.5:8080"}`.',
     )
 

@@ -71,12 +71,14 @@ class ServerStartError(RuntimeError):
 class _BackgroundServer:
     """A uvicorn server running in a daemon thread with its own event loop."""
 
-    def __init__(self, app: Any, *, host: str, port: int, log_level: str) -> None:
+    def __init__(
+        self, app: Any, *, host: str, port: int, log_level: str, lifespan: str = "off"
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
-            lifespan="off",
+            lifespan=lifespan,  # type: ignore[arg-type]
             log_level=log_level,
             access_log=False,
             loop="asyncio",
@@ -126,14 +128,18 @@ def serve_app(
     port: int = 0,
     startup_timeout: float = 10.0,
     log_level: str = "warning",
+    lifespan: str = "off",
 ) -> Iterator[str]:
     """Serve an ASGI ``app`` over HTTP in a background thread; yield its base URL.
 
     ``port=0`` picks a free port. The server is listening when the block starts and is shut
-    down when it ends (lifespan events are not sent). Raises :class:`ServerStartError` when it
+    down when it ends. Lifespan events are sent only with ``lifespan="on"`` (for an app, such
+    as the bus API, whose start-up opens resources). Raises :class:`ServerStartError` when it
     cannot start within ``startup_timeout`` seconds.
     """
-    background = _BackgroundServer(app, host=host, port=port, log_level=log_level)
+    background = _BackgroundServer(
+        app, host=host, port=port, log_level=log_level, lifespan=lifespan
+    )
     base_url = background.start(startup_timeout)
     try:
         yield base_url

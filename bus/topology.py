@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aio_pika.abc import AbstractChannel, ExchangeType
+from aiormq.abc import FieldTable
 
 from bus.routing import procedure_bindings
 
@@ -58,11 +60,11 @@ def _delay_label(delay_seconds: float) -> str:
     return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
 
 
-def _quorum(**extra: object) -> dict[str, object]:
+def _quorum(**extra: Any) -> FieldTable:
     return {"x-queue-type": "quorum", **extra}
 
 
-def _dead_lettering(exchange: str) -> dict[str, object]:
+def _dead_lettering(exchange: str) -> dict[str, Any]:
     return {
         "x-dead-letter-exchange": exchange,
         "x-dead-letter-strategy": "at-least-once",
@@ -108,7 +110,9 @@ async def declare_topology(
         queue = await channel.declare_queue(
             names.connector_queue(route.connector_id),
             durable=True,
-            arguments=_quorum(**_dead_lettering(names.dead), **{"x-delivery-limit": delivery_limit}),
+            arguments=_quorum(
+                **_dead_lettering(names.dead), **{"x-delivery-limit": delivery_limit}
+            ),
         )
         for procedure in route.procedures:
             for key in procedure_bindings(procedure):
@@ -116,7 +120,11 @@ async def declare_topology(
 
 
 async def delete_topology(
-    channel: AbstractChannel, names: Names, *, connector_ids: Iterable[str], retry_delays: Iterable[float]
+    channel: AbstractChannel,
+    names: Names,
+    *,
+    connector_ids: Iterable[str],
+    retry_delays: Iterable[float],
 ) -> None:
     """Remove a namespace's exchanges and queues (tests and ``bus reset``), even if not empty."""
     queue_names = [names.parking, *(names.retry(d) for d in retry_delays)]
@@ -126,5 +134,3 @@ async def delete_topology(
         await channel.queue_delete(name, if_unused=False, if_empty=False)
     for name in [names.events, names.dead, *(names.retry(d) for d in retry_delays)]:
         await channel.exchange_delete(name, if_unused=False)
-
-

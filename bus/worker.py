@@ -99,14 +99,19 @@ class ConnectorWorker:
         done = await already_processed(self._runtime.engine, self.connector_id, message_ids)
         return [message_id in done for message_id in message_ids]
 
-    async def _commit_batch(self, records: Sequence[DeliveryRecord]) -> Sequence[Outcome | Exception]:
+    async def _commit_batch(
+        self, records: Sequence[DeliveryRecord]
+    ) -> Sequence[Outcome | Exception]:
         outcomes = await commit_deliveries(self._runtime.writer, records, self._status_event_row)
         if any(o == "applied" for o in outcomes):
             self._runtime.relay.wake()
         return outcomes
 
-    def _status_event_row(self, record: DeliveryRecord, transition: StatusTransition) -> dict[str, Any]:
-        assert record.cause is not None and record.agency is not None
+    def _status_event_row(
+        self, record: DeliveryRecord, transition: StatusTransition
+    ) -> dict[str, Any]:
+        if record.cause is None or record.agency is None:
+            raise ValueError("a delivery that changes status must name its cause and agency")
         change = StatusChange(
             dossier_code=transition.dossier_code,
             status=transition.status,
@@ -268,7 +273,11 @@ class ConnectorWorker:
             self.counts["retried"] += 1
             log.info(
                 "%s: %s attempt %d failed (%s); retry in %ss",
-                self.connector_id, event.subject, attempt, error.fault_code, delay,
+                self.connector_id,
+                event.subject,
+                attempt,
+                error.fault_code,
+                delay,
             )
         else:
             await self._park(message, error, attempt)

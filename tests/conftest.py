@@ -15,7 +15,9 @@ from bus.settings import Settings
 from bus.topology import Names
 
 AMQP_URL = os.environ.get("BUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-POSTGRES_ADMIN_DSN = os.environ.get("BUS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "BUS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 FAST_RETRIES = (0.2, 0.4)
 
 

@@ -38,7 +38,9 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
-        raise Problem(400, "Empty body", "the request body is empty: send a JSON dossier", kind="json")
+        raise Problem(
+            400, "Empty body", "the request body is empty: send a JSON dossier", kind="json"
+        )
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,8 +70,9 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: list[Any]
         if isinstance(item, dict):
-            children = item.values()
+            children = list(item.values())
         elif isinstance(item, list):
             children = item
         else:

@@ -103,7 +103,12 @@ def _settings(request: Request) -> Settings:
     response_model=Accepted,
     summary="Accept a dossier (canonical contract)",
     responses={
-        400: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM
+        400: _PROBLEM,
+        409: _PROBLEM,
+        413: _PROBLEM,
+        415: _PROBLEM,
+        422: _PROBLEM,
+        503: _PROBLEM,
     },
     openapi_extra={
         "requestBody": {

@@ -48,7 +48,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers)
+        return JSONResponse(
+            body, status_code=self.status, media_type=PROBLEM_JSON, headers=self.headers
+        )
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -112,4 +114,4 @@ async def problem_handler(_request: Request, exc: Exception) -> JSONResponse:
 async def request_validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own parameter validation, in the same problem format."""
     assert isinstance(exc, RequestValidationError | ValidationError)
-    return validation_problem(list(exc.errors())).response()  # type: ignore[arg-type]
+    return validation_problem(list(exc.errors())).response()

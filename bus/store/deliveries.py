@@ -56,7 +56,9 @@ class StatusTransition:
 OutboxRowFactory = Callable[[DeliveryRecord, StatusTransition], dict[str, Any]]
 
 
-async def already_processed(engine: AsyncEngine, consumer: str, message_ids: Sequence[str]) -> set[str]:
+async def already_processed(
+    engine: AsyncEngine, consumer: str, message_ids: Sequence[str]
+) -> set[str]:
     """Which of ``message_ids`` this consumer has already committed."""
     if not message_ids:
         return set()

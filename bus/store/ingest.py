@@ -81,7 +81,7 @@ async def _write_once(
 ) -> list[IngestReceipt | Exception]:
     codes = {r.code for r in requests}
     keys = {r.idempotency_key for r in requests if r.idempotency_key}
-    condition = dossiers.c.code.in_(codes)
+    condition: sa.ColumnElement[bool] = dossiers.c.code.in_(codes)
     if keys:
         condition = sa.or_(condition, dossiers.c.idempotency_key.in_(keys))
     lookup = sa.select(

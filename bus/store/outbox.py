@@ -86,7 +86,9 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
         )
 
 
-async def release(engine: AsyncEngine, failures: Sequence[tuple[int, str]], *, retry_in: float) -> None:
+async def release(
+    engine: AsyncEngine, failures: Sequence[tuple[int, str]], *, retry_in: float
+) -> None:
     """Give rows back after a failed publish, with the error, to be retried after ``retry_in``."""
     if not failures:
         return

@@ -45,4 +45,8 @@ async def dossier_with_history(engine: AsyncEngine, code: str) -> dict[str, Any]
 async def count_dossiers(engine: AsyncEngine) -> int:
     """How many dossiers the store holds."""
     async with engine.connect() as connection:
-        return int((await connection.execute(sa.select(sa.func.count()).select_from(dossiers))).scalar_one())
+        return int(
+            (
+                await connection.execute(sa.select(sa.func.count()).select_from(dossiers))
+            ).scalar_one()
+        )

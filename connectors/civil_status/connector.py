@@ -50,6 +50,8 @@ class CivilStatusConnector:
     """Delivers birth-registration dossiers (procedure 1.001193) to the civil-status software."""
 
     default_config: ClassVar[Path] = Path(__file__).with_name("connector.toml")
+    #: Module whose ``main()`` serves a stand-in partner; ``bus run`` starts it for the demo.
+    simulator_module: ClassVar[str] = "connectors.civil_status.simulator"
 
     def __init__(
         self, config: ConnectorConfig, *, transport: httpx.AsyncBaseTransport | None = None

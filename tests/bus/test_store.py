@@ -42,7 +42,9 @@ def _request(sequence: int = 1, key: str | None = None, **changes: Any):  # type
 
 async def _count(engine: AsyncEngine, table: sa.Table) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+        return int(
+            (await connection.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+        )
 
 
 async def test_migrations_match_the_declared_schema(engine: AsyncEngine) -> None:
@@ -67,7 +69,11 @@ async def test_new_dossier_is_stored_with_its_event_and_hop(engine: AsyncEngine)
     request = _request()
     [receipt] = await write_ingest_batch(engine, [request])
     assert receipt == IngestReceipt(request.code, request.event_id, replayed=False)
-    assert (await _count(engine, dossiers), await _count(engine, outbox), await _count(engine, hops)) == (1, 1, 1)
+    assert (
+        await _count(engine, dossiers),
+        await _count(engine, outbox),
+        await _count(engine, hops),
+    ) == (1, 1, 1)
 
 
 async def test_same_content_again_returns_the_original_answer(engine: AsyncEngine) -> None:
@@ -87,7 +93,9 @@ async def test_same_code_with_other_content_is_a_conflict(engine: AsyncEngine) -
     assert isinstance(result, IngestConflict) and result.field == "code"
 
 
-async def test_idempotency_key_reused_for_another_dossier_is_a_conflict(engine: AsyncEngine) -> None:
+async def test_idempotency_key_reused_for_another_dossier_is_a_conflict(
+    engine: AsyncEngine,
+) -> None:
     """An Idempotency-Key already used for one dossier cannot create another."""
     await write_ingest_batch(engine, [_request(1, key="k-1")])
     [result] = await write_ingest_batch(engine, [_request(2, key="k-1")])
@@ -141,17 +149,30 @@ async def test_sent_rows_are_not_claimed_again(engine: AsyncEngine) -> None:
     assert (await outbox_store.lag(engine))[0] == 0
 
 
-def _delivery(code: str, message_id: str, status: DossierStatus = DossierStatus.PROCESSED) -> DeliveryRecord:
+def _delivery(
+    code: str, message_id: str, status: DossierStatus = DossierStatus.PROCESSED
+) -> DeliveryRecord:
     now = datetime.now(UTC)
     return DeliveryRecord(
         consumer="civil_status",
         message_id=message_id,
         dossier_code=code,
         hop_row={
-            "message_id": message_id, "dossier_code": code, "correlation_id": "c", "kind": "deliver",
-            "sender": "bus", "recipient": "civil_status", "received_at": now, "sent_at": now,
-            "answered_at": now, "request_bytes": 10, "response_bytes": 20, "fault_code": None,
-            "fault_detail": None, "mapping_version": "m@1", "attempt": 1,
+            "message_id": message_id,
+            "dossier_code": code,
+            "correlation_id": "c",
+            "kind": "deliver",
+            "sender": "bus",
+            "recipient": "civil_status",
+            "received_at": now,
+            "sent_at": now,
+            "answered_at": now,
+            "request_bytes": 10,
+            "response_bytes": 20,
+            "fault_code": None,
+            "fault_detail": None,
+            "mapping_version": "m@1",
+            "attempt": 1,
         },
         new_status=status,
         partner_reference="KS/2024/000001",
@@ -179,8 +200,14 @@ async def test_a_delivery_is_applied_once(engine: AsyncEngine) -> None:
     second = await commit_deliveries(engine, [_delivery(request.code, "m-1")], _status_row)
     assert (first, second) == (["applied"], ["duplicate"])
     async with engine.connect() as connection:
-        row = (await connection.execute(sa.select(dossiers).where(dossiers.c.code == request.code))).one()
-        hop_outcomes = (await connection.execute(sa.select(hops.c.outcome).order_by(hops.c.id))).scalars().all()
+        row = (
+            await connection.execute(sa.select(dossiers).where(dossiers.c.code == request.code))
+        ).one()
+        hop_outcomes = (
+            (await connection.execute(sa.select(hops.c.outcome).order_by(hops.c.id)))
+            .scalars()
+            .all()
+        )
     assert (row.status, row.sequence, row.partner_reference) == (9, 2, "KS/2024/000001")
     assert row.finished_at is not None
     assert hop_outcomes == ["accepted", "delivered", "duplicate"]
@@ -203,11 +230,18 @@ async def test_successive_changes_get_increasing_sequence_numbers(engine: AsyncE
     await write_ingest_batch(engine, [request])
     await commit_deliveries(
         engine,
-        [_delivery(request.code, "m-1", DossierStatus.ACCEPTED), _delivery(request.code, "m-2", DossierStatus.PROCESSING)],
+        [
+            _delivery(request.code, "m-1", DossierStatus.ACCEPTED),
+            _delivery(request.code, "m-2", DossierStatus.PROCESSING),
+        ],
         _status_row,
     )
     async with engine.connect() as connection:
-        events = (await connection.execute(sa.select(outbox.c.event_id).order_by(outbox.c.id))).scalars().all()
+        events = (
+            (await connection.execute(sa.select(outbox.c.event_id).order_by(outbox.c.id)))
+            .scalars()
+            .all()
+        )
         row = (await connection.execute(sa.select(dossiers.c.status, dossiers.c.sequence))).one()
     assert events[1:] == ["status-m-1-2", "status-m-2-3"]
     assert tuple(row) == (4, 3)
