@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from aio_pika.exceptions import ChannelPreconditionFailed
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import Broker
+from bus.errors import BusError
 from bus.registry import ConnectorRegistry
 from bus.relay import OutboxRelay
 from bus.settings import Settings
@@ -38,7 +40,12 @@ class Runtime:
         await upgrade_async(settings.database_url)
         engine = create_engine(settings.database_url)
         registry = registry or ConnectorRegistry.discover(settings.connector_endpoints)
-        broker = Broker(settings.amqp_url, name=name, publish_timeout=settings.publish_timeout)
+        # The namespace in the connection name lets operators (and tests) find this process.
+        broker = Broker(
+            settings.amqp_url,
+            name=f"{name}@{settings.namespace}",
+            publish_timeout=settings.publish_timeout,
+        )
         try:
             await broker.connect()
             names = Names(settings.namespace)
@@ -49,6 +56,15 @@ class Runtime:
                 retry_delays=settings.retry_delays,
                 delivery_limit=settings.delivery_limit,
             )
+        except ChannelPreconditionFailed as exc:
+            await engine.dispose()
+            await broker.close()
+            # Queue arguments are fixed when a queue is created; a changed setting cannot apply.
+            raise BusError(
+                f"the broker already has this namespace's queues with other arguments ({exc}). "
+                "Keep the settings they were created with (BUS_DELIVERY_LIMIT, "
+                "BUS_RETRY_DELAYS), or drain and delete those queues, or use a new BUS_NAMESPACE."
+            ) from exc
         except BaseException:
             await engine.dispose()
             await broker.close()

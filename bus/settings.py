@@ -7,6 +7,7 @@ from this class, so the descriptions here are the documentation.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
         description="Per-connector endpoint overrides as JSON, e.g. "
         '`{"civil_status": "http://10.0.0.5:8080"}`.',
     )
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``BUS_*`` variables, to hand to a child process."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            env[f"BUS_{name.upper()}"] = (
+                value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            )
+        return env
 
     @property
     def is_sqlite(self) -> bool:

@@ -53,7 +53,10 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
+        # orjson's own 1024-level cap: older releases say "Recursion limit reached", 3.13 says
+        # "depth limit exceeded"; either way the body is deeper than the bus's (lower) cap.
+        reason = str(exc).lower()
+        if "recursion" in reason or "depth limit" in reason:
             raise _too_deep(max_depth) from exc
         raise Problem(
             400,

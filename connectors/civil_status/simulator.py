@@ -59,6 +59,11 @@ class SimulatorFaults(BaseModel):
     hang_seconds: float = Field(
         default=330.0, gt=0, le=3600, description="Longest hang; above any connector timeout"
     )
+    failing_dossiers: frozenset[str] = Field(
+        default=frozenset(),
+        max_length=10_000,
+        description="Dossier codes always answered HTTP 503: a record the partner chokes on",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +323,8 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
             child = _read_birth_record(fields["data"])
         except _Refusal as refusal:
             return _refusal(refusal.message, refusal.status_code)
+        if fields["maHoSo"] in sim.current_faults().failing_dossiers:
+            return _refusal("Lỗi xử lý hồ sơ, vui lòng thử lại sau", 503)
         if sim.current_faults().reject_all:
             return JSONResponse(
                 {"trangThai": 0, "maHoSo": fields["maHoSo"], "moTa": "Hồ sơ bị từ chối"}

@@ -1,0 +1,136 @@
+"""Helpers for the reliability tests: push many dossiers, wait, and count what came out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+import sqlalchemy as sa
+
+from bus.settings import Settings
+from bus.store.database import create_engine
+from bus.store.schema import dossiers, hops, outbox
+from connectors.civil_status import SimulatorState
+from contracts import sample_birth_dossier_json
+
+
+@dataclass
+class Pushed:
+    """What the API answered to a stream of dossiers."""
+
+    accepted: set[str] = field(default_factory=set)
+    refused: Counter[str] = field(default_factory=Counter)
+
+
+async def push_dossiers(
+    client: httpx.AsyncClient,
+    sequences: Iterable[int],
+    *,
+    concurrency: int = 16,
+    on_accepted: Callable[[int], None] | None = None,
+) -> Pushed:
+    """POST a sample dossier per sequence number, ``concurrency`` at a time."""
+    pushed = Pushed()
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for sequence in sequences:
+        queue.put_nowait(sequence)
+
+    async def sender() -> None:
+        while not queue.empty():
+            sequence = queue.get_nowait()
+            body = sample_birth_dossier_json(sequence=sequence)
+            try:
+                answer = await client.post(
+                    "/v1/dossiers", json=body, headers={"Idempotency-Key": f"k-{sequence}"}
+                )
+            except httpx.HTTPError as exc:
+                pushed.refused[type(exc).__name__] += 1
+                continue
+            if answer.status_code == 202:
+                pushed.accepted.add(answer.json()["dossier_code"])
+                if on_accepted is not None:
+                    on_accepted(len(pushed.accepted))
+            else:
+                pushed.refused[str(answer.status_code)] += 1
+
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return pushed
+
+
+async def wait_until_applied(state: SimulatorState, codes: set[str], timeout: float) -> None:
+    """Wait until the partner has registered every one of ``codes``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = set(state.stats()["applied_codes"])
+        if codes <= applied:
+            return
+        await asyncio.sleep(0.2)
+    missing = codes - set(state.stats()["applied_codes"])
+    raise AssertionError(f"{len(missing)} accepted dossiers never reached the partner, e.g. {sorted(missing)[:3]}")
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the store says happened to each dossier."""
+
+    processed: int
+    delivered_hops: Counter[str]
+    status_events: Counter[str]
+    unsent_events: int
+
+
+async def read_ledger(settings: Settings, codes: set[str]) -> Ledger:
+    """Count, per dossier, the delivered hops and the status events the bus committed."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            processed = (
+                await connection.execute(
+                    sa.select(sa.func.count()).where(dossiers.c.code.in_(codes), dossiers.c.status == 9)
+                )
+            ).scalar_one()
+            delivered = Counter(
+                (
+                    await connection.execute(
+                        sa.select(hops.c.dossier_code).where(hops.c.kind == "deliver", hops.c.outcome == "delivered")
+                    )
+                ).scalars()
+            )
+            status_events = Counter(
+                (
+                    await connection.execute(
+                        sa.select(outbox.c.dossier_code).where(outbox.c.routing_key.like("dossier.status.%"))
+                    )
+                ).scalars()
+            )
+            unsent = (
+                await connection.execute(sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None)))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    return Ledger(int(processed), delivered, status_events, int(unsent))
+
+
+async def assert_exactly_once(settings: Settings, state: SimulatorState, codes: set[str]) -> Ledger:
+    """Every accepted dossier registered by the partner once, delivered once, announced once."""
+    stats = state.stats()
+    assert stats["applied"] == len(set(stats["applied_codes"])), "the partner applied a dossier twice"
+    assert set(stats["applied_codes"]) == codes, "the partner registered something not accepted"
+    deadline = time.monotonic() + 30
+    while True:
+        ledger = await read_ledger(settings, codes)
+        if ledger.unsent_events == 0 and ledger.processed == len(codes) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert ledger.processed == len(codes), f"{len(codes) - ledger.processed} dossiers not at status 9"
+    twice = {c: n for c, n in ledger.delivered_hops.items() if n != 1}
+    assert not twice, f"dossiers whose delivery was applied more than once: {list(twice.items())[:3]}"
+    assert set(ledger.delivered_hops) == codes
+    announced_twice = {c: n for c, n in ledger.status_events.items() if n != 1}
+    assert not announced_twice, f"dossiers announced more than once: {list(announced_twice.items())[:3]}"
+    assert ledger.unsent_events == 0, f"{ledger.unsent_events} events still in the outbox"
+    return ledger
