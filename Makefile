@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit setup broker schemas clean
+.PHONY: run test lint typecheck setup broker database schemas clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -22,12 +22,15 @@ setup: $(STAMP)
 broker:
 	@scripts/ensure-rabbitmq.sh
 
+database:
+	@scripts/ensure-postgres.sh
+
 ## Start the bus on its embedded defaults and show a real dossier flowing (Ctrl-C stops).
 run: setup broker
 	$(BIN)/bus run
 
 ## Lint, type-check and run the whole test suite (needs the local RabbitMQ and PostgreSQL).
-test: setup broker
+test: setup broker database
 	$(BIN)/ruff check bus connectors contracts tests
 	$(BIN)/ruff format --check bus connectors contracts tests
 	$(BIN)/mypy bus connectors contracts

@@ -22,6 +22,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 
 from bus.errors import BrokerUnavailable, Unroutable
+from bus.settings import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Broker:
             self._channel = channel
         except (TimeoutError, *CONNECTION_EXCEPTIONS) as exc:
             raise BrokerUnavailable(
-                f"cannot reach RabbitMQ at {_redact(self._url)}: {exc!r}. Is it running? "
+                f"cannot reach RabbitMQ at {redact_url(self._url)}: {exc!r}. Is it running? "
                 "Start it with `rabbitmq-server -detached` or set BUS_AMQP_URL."
             ) from exc
 
@@ -161,13 +162,3 @@ class Broker:
         self._connection = None
         self._channel = None
         self._exchanges.clear()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

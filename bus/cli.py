@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bus.settings import Settings, get_settings
+from bus.settings import Settings, get_settings, redact_url
 
 app = typer.Typer(
     name="bus",
@@ -72,7 +72,7 @@ def migrate() -> None:
 
     settings = get_settings()
     upgrade(settings.database_url)
-    console.print(f"[green]store is up to date[/] ({_redact_db(settings.database_url)})")
+    console.print(f"[green]store is up to date[/] ({redact_url(settings.database_url)})")
 
 
 @app.command()
@@ -100,18 +100,11 @@ def demo(
 
 @app.command("config")
 def show_config() -> None:
-    """Print the effective configuration (secrets redacted) as JSON."""
+    """Print the effective configuration (passwords redacted) as JSON."""
     data = json.loads(get_settings().model_dump_json())
-    data["database_url"] = _redact_db(data["database_url"])
+    data["database_url"] = redact_url(data["database_url"])
+    data["amqp_url"] = redact_url(data["amqp_url"])
     console.print_json(json.dumps(data))
-
-
-def _redact_db(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def settings_table() -> list[tuple[str, str, str]]:

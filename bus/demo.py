@@ -198,7 +198,7 @@ def _print_journey(console: Console, view: dict[str, Any]) -> None:
             f" {number}. [bold]{hop['kind']:<8}[/] {hop['sender']} → {hop['recipient']}: "
             f"[green]{hop['outcome']}[/]{fault}\n"
             f"    {stamps}\n"
-            f"    {hop['request_bytes']} B in, {hop['response_bytes']} B out, "
+            f"    request {hop['request_bytes']} B, answer {hop['response_bytes']} B, "
             f"attempt {hop['attempt']}{mapping}"
         )
     console.print("\n[bold]Events[/] (outbox → RabbitMQ, marked sent after the broker confirmed)")

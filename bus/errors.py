@@ -10,7 +10,7 @@ Hierarchy (each failure is classified so the worker knows whether to retry)::
     └── PermanentError            retrying cannot help: park the message with its reason
         ├── InvalidMessage        a message on a queue is not a well-formed bus event
         ├── PartnerRejected       partner answered with a business rejection or a 4xx
-        ├── MappingError          a value could not be translated (see bus.mapping)
+        ├── MappingError          a value could not be translated to or from a partner dialect
         └── UnknownConnector      no connector is registered under the requested id
 
 Foreign libraries (httpx, zeep, aio-pika) are translated in exactly one place per library, always

@@ -16,6 +16,7 @@ import socket
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import Broker, OutgoingMessage
+from bus.errors import BrokerUnavailable
 from bus.settings import Settings
 from bus.store import outbox
 
@@ -60,18 +61,7 @@ class OutboxRelay:
         )
         if not pending:
             return 0
-        results = await self._broker.publish_many(
-            [
-                OutgoingMessage(
-                    exchange=row.exchange,
-                    routing_key=row.routing_key,
-                    body=row.payload,
-                    message_id=row.event_id,
-                    mandatory=row.mandatory,
-                )
-                for row in pending
-            ]
-        )
+        results = await self._publish_in_dossier_order(pending)
         sent = [row.id for row, error in zip(pending, results, strict=True) if error is None]
         failed = [
             (row.id, f"{type(error).__name__}: {error}")
@@ -87,6 +77,47 @@ class OutboxRelay:
             await outbox.release(self._engine, failed, retry_in=1.0)
         self.published += len(sent)
         return len(sent)
+
+    async def _publish_in_dossier_order(
+        self, pending: list[outbox.PendingEvent]
+    ) -> list[Exception | None]:
+        """Publish a batch concurrently, except that a dossier's later events wait for earlier.
+
+        Rows go out in waves: wave k holds each dossier's k-th pending event, so confirms are
+        still shared across dossiers while one dossier's events reach the broker in order.
+        """
+        waves: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for index, row in enumerate(pending):
+            position = seen.get(row.dossier_code, 0)
+            seen[row.dossier_code] = position + 1
+            if position == len(waves):
+                waves.append([])
+            waves[position].append(index)
+        held_back = BrokerUnavailable("held back: an earlier event of this dossier failed")
+        # Rows not attempted (held back) count as failed: they are released, never marked sent.
+        results: list[Exception | None] = [held_back] * len(pending)
+        failed_dossiers: set[str] = set()
+        for wave in waves:
+            # After a failure, a dossier's later events wait for the next round.
+            attempt = [i for i in wave if pending[i].dossier_code not in failed_dossiers]
+            outcome = await self._broker.publish_many(
+                [
+                    OutgoingMessage(
+                        exchange=pending[i].exchange,
+                        routing_key=pending[i].routing_key,
+                        body=pending[i].payload,
+                        message_id=pending[i].event_id,
+                        mandatory=pending[i].mandatory,
+                    )
+                    for i in attempt
+                ]
+            )
+            for i, error in zip(attempt, outcome, strict=True):
+                results[i] = error
+                if error is not None:
+                    failed_dossiers.add(pending[i].dossier_code)
+        return results
 
     async def _run(self) -> None:
         last_purge = 0.0

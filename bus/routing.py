@@ -1,8 +1,9 @@
 """Routing keys of bus events on the topic exchange, and the bindings connectors declare.
 
-Agency and procedure codes keep their dots, so each group of a code is one topic word and AMQP
-wildcards select by code prefix: ``dossier.status.*.*.*.*.H12`` would be too loose, so keys put
-the variable-length procedure code last where ``#`` can absorb its optional suffixes.
+Agency and procedure codes keep their dots, so each group of a code is one topic word and a
+binding can select on any group (``dossier.status.*.*.*.*.H12`` is every agency of province
+H12). Procedure codes vary in length (base, issuing unit, online suffix), so they come last,
+where ``#`` absorbs the optional groups.
 
 - ``dossier.submitted.<receiving agency>.<procedure code>`` e.g.
   ``dossier.submitted.000.00.10.H12.1.001193``

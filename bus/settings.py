@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +30,6 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the store: SQLite file by default, "
         "`postgresql+asyncpg://user@host/db` in production.",
     )
-    data_dir: Path = Field(default=Path("var"), description="Folder for the SQLite file and logs.")
 
     # --- broker ------------------------------------------------------------------------------
     namespace: str = Field(
@@ -76,7 +74,9 @@ class Settings(BaseSettings):
         "published by another after this.",
     )
     outbox_retention_seconds: float = Field(
-        default=86_400.0, ge=0, description="Sent outbox rows are purged after this."
+        default=7 * 86_400.0,
+        ge=0,
+        description="Sent outbox rows (shown as a dossier's events) are purged after this.",
     )
 
     # --- HTTP API ------------------------------------------------------------------------------
@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the store is an embedded SQLite file."""
         return self.database_url.startswith("sqlite")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    if ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 @lru_cache(maxsize=1)

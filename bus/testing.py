@@ -181,11 +181,15 @@ class TcpProxy:
             proxy.restore()
     """
 
-    def __init__(self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, listen_host: str = "127.0.0.1"
+    ) -> None:
         self._target = (target_host, target_port)
         self._listen_host = listen_host
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tcp-proxy", daemon=True
+        )
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._cut = False

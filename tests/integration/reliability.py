@@ -70,7 +70,9 @@ async def wait_until_applied(state: SimulatorState, codes: set[str], timeout: fl
             return
         await asyncio.sleep(0.2)
     missing = codes - set(state.stats()["applied_codes"])
-    raise AssertionError(f"{len(missing)} accepted dossiers never reached the partner, e.g. {sorted(missing)[:3]}")
+    raise AssertionError(
+        f"{len(missing)} accepted dossiers never reached the partner, e.g. {sorted(missing)[:3]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -90,25 +92,33 @@ async def read_ledger(settings: Settings, codes: set[str]) -> Ledger:
         async with engine.connect() as connection:
             processed = (
                 await connection.execute(
-                    sa.select(sa.func.count()).where(dossiers.c.code.in_(codes), dossiers.c.status == 9)
+                    sa.select(sa.func.count()).where(
+                        dossiers.c.code.in_(codes), dossiers.c.status == 9
+                    )
                 )
             ).scalar_one()
             delivered = Counter(
                 (
                     await connection.execute(
-                        sa.select(hops.c.dossier_code).where(hops.c.kind == "deliver", hops.c.outcome == "delivered")
+                        sa.select(hops.c.dossier_code).where(
+                            hops.c.kind == "deliver", hops.c.outcome == "delivered"
+                        )
                     )
                 ).scalars()
             )
             status_events = Counter(
                 (
                     await connection.execute(
-                        sa.select(outbox.c.dossier_code).where(outbox.c.routing_key.like("dossier.status.%"))
+                        sa.select(outbox.c.dossier_code).where(
+                            outbox.c.routing_key.like("dossier.status.%")
+                        )
                     )
                 ).scalars()
             )
             unsent = (
-                await connection.execute(sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None)))
+                await connection.execute(
+                    sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None))
+                )
             ).scalar_one()
     finally:
         await engine.dispose()
@@ -118,19 +128,29 @@ async def read_ledger(settings: Settings, codes: set[str]) -> Ledger:
 async def assert_exactly_once(settings: Settings, state: SimulatorState, codes: set[str]) -> Ledger:
     """Every accepted dossier registered by the partner once, delivered once, announced once."""
     stats = state.stats()
-    assert stats["applied"] == len(set(stats["applied_codes"])), "the partner applied a dossier twice"
+    assert stats["applied"] == len(set(stats["applied_codes"])), (
+        "the partner applied a dossier twice"
+    )
     assert set(stats["applied_codes"]) == codes, "the partner registered something not accepted"
     deadline = time.monotonic() + 30
     while True:
         ledger = await read_ledger(settings, codes)
-        if ledger.unsent_events == 0 and ledger.processed == len(codes) or time.monotonic() > deadline:
+        if (
+            ledger.unsent_events == 0 and ledger.processed == len(codes)
+        ) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
-    assert ledger.processed == len(codes), f"{len(codes) - ledger.processed} dossiers not at status 9"
+    assert ledger.processed == len(codes), (
+        f"{len(codes) - ledger.processed} dossiers not at status 9"
+    )
     twice = {c: n for c, n in ledger.delivered_hops.items() if n != 1}
-    assert not twice, f"dossiers whose delivery was applied more than once: {list(twice.items())[:3]}"
+    assert not twice, (
+        f"dossiers whose delivery was applied more than once: {list(twice.items())[:3]}"
+    )
     assert set(ledger.delivered_hops) == codes
     announced_twice = {c: n for c, n in ledger.status_events.items() if n != 1}
-    assert not announced_twice, f"dossiers announced more than once: {list(announced_twice.items())[:3]}"
+    assert not announced_twice, (
+        f"dossiers announced more than once: {list(announced_twice.items())[:3]}"
+    )
     assert ledger.unsent_events == 0, f"{ledger.unsent_events} events still in the outbox"
     return ledger

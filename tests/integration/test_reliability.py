@@ -80,7 +80,9 @@ async def test_cutting_the_broker_link_during_ingest_loses_nothing(
 
         try:
             async with httpx.AsyncClient(base_url=api, timeout=30) as client:
-                pushed = await push_dossiers(client, range(1, 301), concurrency=8, on_accepted=on_accepted)
+                pushed = await push_dossiers(
+                    client, range(1, 301), concurrency=8, on_accepted=on_accepted
+                )
             await asyncio.gather(*cuts)
             assert len(cuts) == 2
             assert len(pushed.accepted) == 300, pushed.refused
@@ -115,7 +117,9 @@ def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def settings(namespace: str, sqlite_url: str, simulator: Simulator, broker_cleanup: list[str]) -> Settings:
+def settings(
+    namespace: str, sqlite_url: str, simulator: Simulator, broker_cleanup: list[str]
+) -> Settings:
     """Settings of a bus whose civil-status connector points at the simulator."""
     return make_settings(namespace, sqlite_url, connector_endpoints={"civil_status": simulator.url})
 
@@ -129,7 +133,8 @@ async def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(
         killed = asyncio.Event()
 
         async def kill_when_busy() -> None:
-            while simulator.state.stats()["applied"] < 150:
+            # The count lives in the simulator's thread: polling is the only way to watch it.
+            while simulator.state.stats()["applied"] < 150:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.wait)
@@ -163,7 +168,9 @@ async def parking(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractQueu
     await connection.close()
 
 
-async def _parked(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def _parked(
+    queue: aio_pika.abc.AbstractQueue, count: int, timeout: float
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     messages: list[aio_pika.abc.AbstractIncomingMessage] = []
     deadline = asyncio.get_running_loop().time() + timeout
     while len(messages) < count and asyncio.get_running_loop().time() < deadline:
@@ -179,7 +186,7 @@ async def _parked(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float)
 async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_nothing(
     namespace: str, sqlite_url: str, simulator: Simulator, broker_cleanup: list[str]
 ) -> None:
-    """A dossier the partner always refuses with 503 is retried, then parked; others flow past it."""
+    """A dossier the partner always refuses (503) is retried, then parked; others flow past it."""
     settings = make_settings(
         namespace,
         sqlite_url,
@@ -190,7 +197,9 @@ async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_
     unmappable = sample_birth_dossier_json(sequence=9001)
     del unmappable["form"]["child_full_name"]  # valid contract, but the partner needs the name
     simulator.state.set_faults(
-        simulator.state.current_faults().model_copy(update={"failing_dossiers": frozenset({poison["code"]})})
+        simulator.state.current_faults().model_copy(
+            update={"failing_dossiers": frozenset({poison["code"]})}
+        )
     )
     with serve_app(create_app(settings), lifespan="on") as api:
         runtime = await Runtime.open(settings, name="test-worker")
@@ -231,7 +240,9 @@ async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_
     assert broken["x-bus-error-class"] == "permanent"
     assert broken["x-bus-attempts"] == 1  # a permanent failure is not retried
     assert "child_full_name" in str(broken["x-bus-reason"])
-    assert [h["outcome"] for h in unmappable_view["history"] if h["kind"] == "deliver"] == ["parked"]
+    assert [h["outcome"] for h in unmappable_view["history"] if h["kind"] == "deliver"] == [
+        "parked"
+    ]
 
     # The 40 good dossiers, sent after the poison, were all delivered before it was parked.
     assert good_done - 3.0 < asyncio.get_running_loop().time()

@@ -1,0 +1,110 @@
+"""The outbox relay against the real RabbitMQ: confirmed rows are marked, order per dossier."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.amqp import Broker
+from bus.relay import OutboxRelay
+from bus.settings import Settings
+from bus.store.database import create_engine, writer
+from bus.store.migrate import upgrade_async
+from bus.store.schema import outbox
+from bus.topology import Names, declare_topology
+from tests.conftest import AMQP_URL, make_settings
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+async def setup(
+    namespace: str, sqlite_url: str, broker_cleanup: list[str]
+) -> AsyncIterator[tuple[Settings, AsyncEngine, Broker, aio_pika.abc.AbstractQueue]]:
+    """A store, a connected broker, and a queue bound to every event of the namespace."""
+    settings = make_settings(namespace, sqlite_url)
+    await upgrade_async(sqlite_url)
+    engine = create_engine(sqlite_url)
+    broker = Broker(AMQP_URL, name=f"test@{namespace}")
+    await broker.connect()
+    await declare_topology(
+        broker.channel, Names(namespace), routes=[], retry_delays=(), delivery_limit=3
+    )
+    connection = await aio_pika.connect(AMQP_URL)
+    channel = await connection.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(Names(namespace).events, routing_key="dossier.status.#")
+    yield settings, writer(engine), broker, queue
+    await connection.close()
+    await broker.close()
+    await engine.dispose()
+
+
+def _row(event_id: str, dossier: str, *, mandatory: bool = False) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "dossier_code": dossier,
+        "exchange": "",  # replaced per test
+        "routing_key": f"dossier.status.9.{event_id}",
+        "mandatory": mandatory,
+        "payload": event_id.encode(),
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+async def test_the_relay_publishes_rows_and_marks_them_sent(setup) -> None:  # type: ignore[no-untyped-def]
+    """Every pending row is published once and marked sent after the broker's confirm."""
+    settings, engine, broker, queue = setup
+    rows = [_row(f"e{i}", f"d{i % 7}") for i in range(60)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    async with engine.begin() as connection:
+        await connection.execute(outbox.insert(), rows)
+    relay = OutboxRelay(engine, broker, settings)
+    assert await relay.relay_once() == 60
+    assert await relay.relay_once() == 0
+    received = []
+    while (message := await queue.get(fail=False)) is not None:
+        received.append(message.body.decode())
+        await message.ack()
+    assert sorted(received) == sorted(r["event_id"] for r in rows)  # type: ignore[type-var]
+    # One dossier's events reach the broker in the order they were committed.
+    for dossier in {r["dossier_code"] for r in rows}:
+        expected = [r["event_id"] for r in rows if r["dossier_code"] == dossier]
+        assert [e for e in received if e in expected] == expected
+    async with engine.connect() as connection:
+        unsent = (
+            await connection.execute(sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None)))
+        ).scalar_one()
+    assert unsent == 0
+
+
+async def test_an_unroutable_mandatory_event_stays_in_the_outbox(setup) -> None:  # type: ignore[no-untyped-def]
+    """A mandatory event no queue receives is kept with its error, and holds back its dossier."""
+    settings, engine, broker, _queue = setup
+    lost = _row("lost", "d1", mandatory=True)
+    lost["exchange"] = Names(settings.namespace).events
+    lost["routing_key"] = "dossier.submitted.nobody"
+    after = _row("after", "d1")
+    after["exchange"] = Names(settings.namespace).events
+    async with engine.begin() as connection:
+        await connection.execute(outbox.insert(), [lost, after])
+    relay = OutboxRelay(engine, broker, settings)
+    assert await relay.relay_once() == 0
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                sa.select(outbox.c.event_id, outbox.c.sent_at, outbox.c.last_error).order_by(
+                    outbox.c.id
+                )
+            )
+        ).all()
+    assert [(r.event_id, r.sent_at) for r in rows] == [("lost", None), ("after", None)]
+    assert "Unroutable" in rows[0].last_error
+    assert "held back" in rows[1].last_error
