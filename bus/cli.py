@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import sys
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,6 +37,17 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived process on uvloop (installed with uvicorn) when available."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop does not build on every platform
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Listen address (BUS_API_HOST).")] = None,
@@ -62,7 +74,7 @@ def worker(
     from bus.processes import serve_workers
 
     _logging(verbose)
-    asyncio.run(serve_workers(get_settings(), connector or ()))
+    _run_fast(serve_workers(get_settings(), connector or ()))
 
 
 @app.command()

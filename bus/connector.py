@@ -35,7 +35,10 @@ class ConnectorConfig(BaseModel):
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     concurrency: int = Field(
-        default=32, ge=1, le=1024, description="Deliveries in flight at once (also the prefetch)."
+        default=8,
+        ge=1,
+        le=1024,
+        description="Calls to the partner in flight at once: what the partner system can take.",
     )
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from contracts import (
     EVENT_DOSSIER_STATUS_CHANGED,
     EVENT_DOSSIER_SUBMITTED,
     STATUS_CHANGE_DATASCHEMA,
+    VN_TZ,
     Dossier,
     EventEnvelope,
     StatusChange,
@@ -43,21 +45,34 @@ def dossier_submitted(
     time: datetime,
     correlation_id: str | None = None,
     traceparent: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> EventEnvelope:
-    """The ``dossier.submitted`` event that starts a dossier's journey (sequence 1)."""
-    return EventEnvelope(
+    """The ``dossier.submitted`` event that starts a dossier's journey (sequence 1).
+
+    ``data`` is the dossier's JSON form when the caller already has it. Every attribute comes
+    from a validated dossier, so the envelope is assembled without validating it again (this
+    runs once per accepted dossier; tests check the result against the model).
+    """
+    return EventEnvelope.model_construct(
+        specversion="1.0",
         id=event_id,
         source=dossier.receiving_agency,
         type=EVENT_DOSSIER_SUBMITTED,
         subject=dossier.code,
-        time=time,
+        time=time.astimezone(VN_TZ),
+        datacontenttype="application/json",
         dataschema=DOSSIER_DATASCHEMA,
         correlationid=correlation_id or event_id,
         causationid=None,
         dossierseq=1,
         traceparent=child_traceparent(traceparent),
-        data=dossier.model_dump(mode="json", exclude_none=True),
+        data=data if data is not None else dossier_json(dossier),
     )
+
+
+def dossier_json(dossier: Dossier) -> dict[str, Any]:
+    """The dossier as the JSON object events and the store carry (no null fields)."""
+    return dossier.model_dump(mode="json", exclude_none=True)
 
 
 def status_changed(
@@ -79,9 +94,13 @@ def status_changed(
     )
 
 
+_ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)
+
+
 def encode(event: EventEnvelope) -> bytes:
-    """The structured-mode JSON body of an event."""
-    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    """The structured-mode JSON body of an event (orjson writes datetimes as RFC 3339)."""
+    body = {name: getattr(event, name) for name in _ENVELOPE_FIELDS}
+    return orjson.dumps({name: value for name, value in body.items() if value is not None})
 
 
 def decode(body: bytes) -> EventEnvelope:

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -37,9 +38,9 @@ class Submission:
     correlation_id: str | None = None
 
 
-def content_hash(dossier: Dossier) -> str:
-    """SHA-256 of the dossier's canonical JSON: equal for equal content, whatever the spacing."""
-    canonical = orjson.dumps(dossier.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+def content_hash(document: dict[str, Any]) -> str:
+    """SHA-256 of a dossier's canonical JSON: equal for equal content, whatever the spacing."""
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -107,15 +108,16 @@ def build_ingest_request(
 ) -> IngestRequest:
     """The rows that accepting ``dossier`` writes: state, outbox event and ingest hop."""
     now = datetime.now(UTC)
+    document = events.dossier_json(dossier)
     event = events.dossier_submitted(
         dossier,
         event_id=events.new_event_id(),
         time=now,
         correlation_id=submission.correlation_id,
         traceparent=submission.traceparent,
+        data=document,
     )
     payload = events.encode(event)
-    document = orjson.loads(payload)["data"]
     return IngestRequest(
         dossier_row={
             "code": dossier.code,
@@ -132,7 +134,7 @@ def build_ingest_request(
             "due_at": dossier.due_at,
             "finished_at": dossier.finished_at,
             "partner_reference": None,
-            "content_hash": content_hash(dossier),
+            "content_hash": content_hash(document),
             "idempotency_key": submission.idempotency_key,
             "accepted_event_id": event.id,
             "document": document,

@@ -66,6 +66,8 @@ class ConnectorWorker:
             self._commit_batch, max_batch=self._settings.batch_max, name=f"commit:{registered.id}"
         )
         self.counts: dict[str, int] = {"delivered": 0, "duplicate": 0, "retried": 0, "parked": 0}
+        # The partner's capacity, from the connector's configuration.
+        self._partner_slots = asyncio.Semaphore(registered.config.concurrency)
 
     async def start(self) -> None:
         """Open the connector and start consuming."""
@@ -73,7 +75,9 @@ class ConnectorWorker:
         self._dedup.start()
         self._commit.start()
         channel = await self._runtime.broker.connection.channel(publisher_confirms=False)
-        prefetch = min(self._settings.prefetch, self._registered.config.concurrency)
+        # More messages in hand than partner calls in flight: the spare ones are deduplicated
+        # and committed in larger batches while the partner works.
+        prefetch = max(self._settings.prefetch, self._registered.config.concurrency)
         await channel.set_qos(prefetch_count=prefetch)
         self._channel = channel
         self._queue = await channel.get_queue(self.queue_name, ensure=True)
@@ -170,7 +174,8 @@ class ConnectorWorker:
         assert self._connector is not None
         delivery = Delivery(message_id=event.id, event=event, dossier=dossier, attempt=attempt)
         try:
-            receipt = await self._connector.deliver(delivery)
+            async with self._partner_slots:
+                receipt = await self._connector.deliver(delivery)
         except BusError as exc:
             await self._fail(message, event, received_at, attempt, exc)
             return

@@ -64,7 +64,9 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             kind="json",
         ) from exc
-    if _depth_exceeds(value, max_depth):
+    # Nesting can only exceed the cap if there are more brackets than levels: a C-speed count
+    # spares the walk for ordinary dossiers.
+    if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(value, max_depth):
         raise _too_deep(max_depth)
     return value, size
 

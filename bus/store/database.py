@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITER_OPTION = "bus_writer"
 
@@ -74,6 +78,30 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
 def writer(engine: AsyncEngine) -> AsyncEngine:
     """The same engine, marked so that its transactions start by taking SQLite's write lock."""
     return engine.execution_options(**{WRITER_OPTION: True})
+
+
+# Per event loop (an asyncio lock belongs to one loop), per database file.
+_sqlite_write_locks: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction; on SQLite, one at a time per process.
+
+    SQLite admits one writer. When two connections of the same process race for the lock, the
+    loser sleeps in SQLite's busy handler (1, 2, 5, 10… ms) while the event loop could have
+    queued it behind the winner for free; an asyncio lock does that queueing instead.
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            yield connection
+        return
+    locks = _sqlite_write_locks.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.setdefault(str(engine.url), asyncio.Lock())
+    async with lock, engine.begin() as connection:
+        yield connection
 
 
 def insert_ignoring_duplicates(table: sa.Table, dialect_name: str) -> Any:

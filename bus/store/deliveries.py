@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus.store.database import insert_ignoring_duplicates
+from bus.store.database import insert_ignoring_duplicates, write_transaction
 from bus.store.schema import dossiers, hops, outbox, processed_messages
 from contracts import FINISHED_STATUSES, DossierStatus, EventEnvelope
 
@@ -78,7 +78,7 @@ async def commit_deliveries(
     """Commit a batch of delivery records; says per record whether its effect was applied."""
     now = datetime.now(UTC)
     dialect = engine.dialect.name
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         succeeded = [r for r in records if r.new_status is not None]
         claimed: set[tuple[str, str]] = set()
         if succeeded:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.store.database import write_transaction
 from bus.store.schema import dossiers, hops, outbox
 
 
@@ -91,7 +92,7 @@ async def _write_once(
         dossiers.c.accepted_event_id,
     ).where(condition)
 
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         known = (await connection.execute(lookup)).all()
         by_code: dict[str, tuple[str, str]] = {}
         by_key: dict[str, tuple[str, str, str]] = {}

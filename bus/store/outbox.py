@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.store.database import write_transaction
 from bus.store.schema import outbox
 
 
@@ -67,7 +68,7 @@ async def claim(
             outbox.c.attempts,
         )
     )
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         rows = (await connection.execute(statement)).all()
     events = [PendingEvent(*row) for row in rows]
     events.sort(key=lambda e: e.id)  # RETURNING order is not guaranteed; publish in commit order
@@ -78,7 +79,7 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
     """Record that the broker confirmed these rows."""
     if not ids:
         return
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         await connection.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(ids))
@@ -93,7 +94,7 @@ async def release(
     if not failures:
         return
     until = datetime.now(UTC) + timedelta(seconds=retry_in)
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         await connection.execute(
             sa.update(outbox)
             .where(outbox.c.id == sa.bindparam("row_id"))
@@ -105,7 +106,7 @@ async def release(
 async def purge_sent(engine: AsyncEngine, *, older_than_seconds: float) -> int:
     """Delete rows sent longer ago than the retention; returns how many."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-    async with engine.begin() as connection:
+    async with write_transaction(engine) as connection:
         result = await connection.execute(
             sa.delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)
         )

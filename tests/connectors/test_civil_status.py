@@ -149,7 +149,7 @@ def test_shipped_config_reads() -> None:
     config = ConnectorConfig.from_file(CivilStatusConnector.default_config)
     assert config.id == "civil_status"
     assert config.procedures == ("1.001193",)
-    assert config.concurrency == 64
+    assert config.concurrency == 8
     assert str(config.endpoint) == "http://127.0.0.1:8101/"
 
 

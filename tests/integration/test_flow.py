@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
@@ -17,6 +19,15 @@ from contracts import EVENT_DOSSIER_STATUS_CHANGED, sample_birth_dossier_json
 from tests.integration.conftest import Simulator
 
 pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A healthy flow logs no error: anything at ERROR level fails the test."""
+    caplog.set_level(logging.INFO)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
 
 
 async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
