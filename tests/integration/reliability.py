@@ -153,4 +153,11 @@ async def assert_exactly_once(settings: Settings, state: SimulatorState, codes: 
         f"dossiers announced more than once: {list(announced_twice.items())[:3]}"
     )
     assert ledger.unsent_events == 0, f"{ledger.unsent_events} events still in the outbox"
+    print(
+        f"\n  in: {len(codes)} dossiers answered 202"
+        f"\n  out: {len(set(stats['applied_codes']))} registered by the partner "
+        f"({stats['duplicates']} repeated calls answered from its record, none applied twice), "
+        f"{sum(ledger.delivered_hops.values())} delivered hops, "
+        f"{sum(ledger.status_events.values())} status events, 0 left in the outbox"
+    )
     return ledger
