@@ -18,6 +18,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bus import events
+from bus.acks import AckBatcher
 from bus.amqp import OutgoingMessage
 from bus.batching import Batcher
 from bus.connector import Connector, Delivery, DeliveryReceipt
@@ -66,6 +67,7 @@ class ConnectorWorker:
             self._commit_batch, max_batch=self._settings.batch_max, name=f"commit:{registered.id}"
         )
         self.counts: dict[str, int] = {"delivered": 0, "duplicate": 0, "retried": 0, "parked": 0}
+        self._acks = AckBatcher()
         # The partner's capacity, from the connector's configuration.
         self._partner_slots = asyncio.Semaphore(registered.config.concurrency)
 
@@ -92,6 +94,7 @@ class ConnectorWorker:
             except Exception:  # the channel may already be gone; unacked messages come back
                 log.debug("cancel of %s failed", self._consumer_tag, exc_info=True)
         await self._idle.wait()
+        await self._acks.drain()
         await self._commit.stop()
         await self._dedup.stop()
         if self._channel is not None:
@@ -141,6 +144,7 @@ class ConnectorWorker:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
         self._idle.clear()
+        self._acks.received(message)
         try:
             await self._handle(message)
         except Exception:
@@ -151,6 +155,10 @@ class ConnectorWorker:
                 await message.nack(requeue=True)
             except Exception:
                 log.debug("nack failed (channel closed); the broker requeues it", exc_info=True)
+            finally:
+                # Only now: until its nack is written, the tag must stop a multiple-ack
+                # from covering it (that would acknowledge a message that was not handled).
+                self._acks.forget(message)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -164,11 +172,11 @@ class ConnectorWorker:
             dossier = events.decode_dossier(event)
         except InvalidMessage as exc:
             await self._park(message, exc, attempt)
-            await message.ack()
+            self._acks.ack(message)
             return
         if await self._dedup.submit(event.id):
             self.counts["duplicate"] += 1
-            await message.ack()
+            self._acks.ack(message)
             return
 
         assert self._connector is not None
@@ -187,7 +195,7 @@ class ConnectorWorker:
 
         outcome = await self._commit.submit(self._record(event, received_at, attempt, receipt))
         self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
-        await message.ack()
+        self._acks.ack(message)
 
     def _hop(
         self, event: EventEnvelope, received_at: datetime, attempt: int, **values: Any
@@ -286,7 +294,7 @@ class ConnectorWorker:
             )
         else:
             await self._park(message, error, attempt)
-        await message.ack()
+        self._acks.ack(message)
 
     async def _park(self, message: AbstractIncomingMessage, error: BusError, attempt: int) -> None:
         """Publish the message to the parking queue with why it failed (confirmed)."""
