@@ -415,7 +415,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     args = parser.parse_args(argv)
     app = create_simulator_app(SimulatorState(seed=args.seed))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        # One line per partner call drowns everything else unless asked for.
+        access_log=args.log_level in {"debug", "trace", "info"},
+    )
 
 
 if __name__ == "__main__":
