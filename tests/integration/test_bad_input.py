@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from bus.store.schema import dossiers, outbox
 from bus.topology import Names
 from contracts import sample_birth_dossier_json
 from tests.conftest import AMQP_URL
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -83,19 +83,6 @@ def field_error(problem: dict[str, Any], field: str) -> dict[str, Any]:
     items: list[dict[str, Any]] = [e for e in problem.get("errors", []) if e["field"] == field]
     assert items, f"no error about {field!r} in {problem}"
     return items[0]
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05
-) -> Any:
-    """Poll an async predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 class Leftovers:

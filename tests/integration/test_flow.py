@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from cloudevents.core.formats.json import JSONFormat
 from bus.worker import ConnectorWorker
 from contracts import EVENT_DOSSIER_STATUS_CHANGED, sample_birth_dossier_json
 from tests.integration.conftest import Simulator
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -28,17 +28,6 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
-
-
-async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll an async predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 async def test_a_dossier_reaches_the_partner_and_its_status_comes_back(

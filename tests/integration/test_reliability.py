@@ -29,7 +29,7 @@ from bus.worker import run_workers
 from contracts import sample_birth_dossier_json
 from tests.conftest import AMQP_URL, make_settings
 from tests.integration.conftest import Simulator
-from tests.integration.reliability import (
+from tests.integration.helpers import (
     assert_exactly_once,
     push_dossiers,
     wait_until_applied,

@@ -1,12 +1,13 @@
-"""Helpers for the reliability tests: push many dossiers, wait, and count what came out."""
+"""Helpers for integration tests: wait for a condition, push many dossiers, count the outcome."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -16,6 +17,19 @@ from bus.store.database import create_engine
 from bus.store.schema import dossiers, hops, outbox
 from connectors.civil_status import SimulatorState
 from contracts import sample_birth_dossier_json
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.05
+) -> Any:
+    """Poll an async predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError("condition not met in time")
 
 
 @dataclass
