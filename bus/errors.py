@@ -87,9 +87,29 @@ class PartnerRejected(PermanentError):
 
 
 class MappingError(PermanentError):
-    """Raised when a value cannot be translated between a partner dialect and the contract."""
+    """Raised when a value cannot be translated between a partner dialect and the contract.
+
+    When raised by the mapping engine it names the mapping (``partner/version/message``), the
+    source path, the target field and the offending value (personal numbers masked).
+    """
 
     fault_code = "MAPPING_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fault_code: str | None = None,
+        mapping: str | None = None,
+        source_path: str | None = None,
+        target_field: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message, fault_code=fault_code)
+        self.mapping = mapping
+        self.source_path = source_path
+        self.target_field = target_field
+        self.value = value
 
 
 class UnknownConnector(PermanentError):
