@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from bus.cli_mappings import app as mappings_app
 from bus.settings import Settings, get_settings, redact_url
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+app.add_typer(mappings_app, name="mappings")
 
 
 def _logging(verbose: bool) -> None:

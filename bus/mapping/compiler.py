@@ -48,7 +48,9 @@ def compile_expression(expression: str, *, where: str) -> Getter:
     try:
         parsed = jmespath.compile(expression)
     except JMESPathError as exc:
-        raise SpecError(f"{where}: {expression!r} is not a valid JMESPath expression: {exc}") from exc
+        raise SpecError(
+            f"{where}: {expression!r} is not a valid JMESPath expression: {exc}"
+        ) from exc
     keys = _field_path(parsed.parsed)
     if keys is None:
         search = parsed.search
@@ -120,7 +122,9 @@ class Compiler:
         self._code_lists = code_lists
         self._codes_cache: dict[str, dict[str, Any]] = {}
 
-    def fields(self, rules: Mapping[str, FieldRule], *, prefix: str = "") -> Callable[[Any, Context], dict[str, Any]]:
+    def fields(
+        self, rules: Mapping[str, FieldRule], *, prefix: str = ""
+    ) -> Callable[[Any, Context], dict[str, Any]]:
         """A function building the target object from a source, one step per field."""
         steps = [self._field(name, rule, prefix=prefix) for name, rule in rules.items()]
 
@@ -204,7 +208,9 @@ class Compiler:
 
         return convert
 
-    def _code_step(self, name: str, where: Where, *, inbound: bool) -> Callable[[Any, Any, Context], Any]:
+    def _code_step(
+        self, name: str, where: Where, *, inbound: bool
+    ) -> Callable[[Any, Any, Context], Any]:
         table = self._code_table(name, inbound=inbound, where=where)
         direction = "partner" if inbound else "canonical"
 
@@ -215,7 +221,9 @@ class Compiler:
             except KeyError:
                 allowed = ", ".join(sorted(table)[:20])
                 raise fail(
-                    where, f"{direction} value not in code list {name!r} (allowed: {allowed})", value
+                    where,
+                    f"{direction} value not in code list {name!r} (allowed: {allowed})",
+                    value,
                 ) from None
 
         return translate
@@ -224,7 +232,9 @@ class Compiler:
         code_list = self._code_lists.get(name)
         if code_list is None:
             known = ", ".join(sorted(self._code_lists)) or "none"
-            raise SpecError(f"{where.mapping}: {where.target}: no code list {name!r} (known: {known})")
+            raise SpecError(
+                f"{where.mapping}: {where.target}: no code list {name!r} (known: {known})"
+            )
         cache_key = f"{name}:{inbound}"
         if cache_key not in self._codes_cache:
             self._codes_cache[cache_key] = (
@@ -252,7 +262,9 @@ class Compiler:
 
         return parse_partial
 
-    def _each(self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]) -> Step:
+    def _each(
+        self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]
+    ) -> Step:
         assert rule.each is not None and rule.fields is not None
         where = Where(self.mapping, target, rule.each)
         items_of = compile_expression(rule.each, where=f"{self.mapping}: {target}")
@@ -273,7 +285,9 @@ class Compiler:
 
         return step
 
-    def _object(self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]) -> Step:
+    def _object(
+        self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]
+    ) -> Step:
         assert rule.fields is not None
         where = Where(self.mapping, target, rule.from_ or "(same source)")
         source_of = (
@@ -345,7 +359,9 @@ def _setter(path: tuple[str, ...]) -> Callable[[dict[str, Any], Any], None]:
     return set_nested
 
 
-def _guard(where: Where, convert: Callable[[Any, Any, Context], Any]) -> Callable[[Any, Any, Context], Any]:
+def _guard(
+    where: Where, convert: Callable[[Any, Any, Context], Any]
+) -> Callable[[Any, Any, Context], Any]:
     def guarded(value: Any, source: Any, context: Context) -> Any:
         try:
             return convert(value, source, context)
@@ -365,7 +381,9 @@ def _type_step(kind: str, where: Where) -> Callable[[Any, Any, Context], Any]:
                     raise ValueError("not a whole number")
                 return int(value)
             if kind == "number":
-                return float(value) if not isinstance(value, int) or isinstance(value, bool) else value
+                return (
+                    float(value) if not isinstance(value, int) or isinstance(value, bool) else value
+                )
             if isinstance(value, bool):
                 return value
             if str(value).lower() in {"1", "true"}:

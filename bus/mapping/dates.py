@@ -25,7 +25,9 @@ class DateError(ValueError):
     """Raised when a value does not match the date format the mapping expects."""
 
 
-def parse(text: object, fmt: str, *, as_: str | None = None, precision: Precision | None = None) -> str:
+def parse(
+    text: object, fmt: str, *, as_: str | None = None, precision: Precision | None = None
+) -> str:
     """A partner date to canonical ISO text.
 
     ``as_="datetime"`` turns a date-only format into local midnight; ``precision`` (from the
@@ -36,7 +38,7 @@ def parse(text: object, fmt: str, *, as_: str | None = None, precision: Precisio
     try:
         if fmt == "yyyyMMddHHmmss":
             moment = _compact_datetime(text)
-            return (moment.date().isoformat() if as_ == "date" else moment.isoformat())
+            return moment.date().isoformat() if as_ == "date" else moment.isoformat()
         if fmt == "yyyyMMdd":
             return _partial_or_date(text, precision, as_)
         if fmt == "dd/MM/yyyy":
@@ -154,4 +156,3 @@ def _as_local_datetime(iso: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("a canonical datetime always has a UTC offset")
     return moment.astimezone(VN_TZ)
-

@@ -42,7 +42,9 @@ def to_dict(data: str | bytes, *, root: str, xsd: str | None) -> dict[str, Any]:
     except UnsafeXml as exc:
         raise XmlMappingError(str(exc)) from exc
     if etree.QName(element).localname != root:
-        raise XmlMappingError(f"expected root element <{root}>, got <{etree.QName(element).localname}>")
+        raise XmlMappingError(
+            f"expected root element <{root}>, got <{etree.QName(element).localname}>"
+        )
     if xsd is not None:
         _validate(element, xsd)
     content = _element_value(element)
