@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck setup broker database schemas clean
+.PHONY: run test lint typecheck setup broker database schemas bench-mappings clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -35,7 +35,13 @@ test: setup broker database
 	$(BIN)/ruff format --check bus connectors contracts tests
 	$(BIN)/mypy bus connectors contracts
 	$(BIN)/python -m contracts.export --check
+	$(BIN)/bus mappings check
+	$(BIN)/bus mappings test
 	$(BIN)/pytest
+
+## Map the DVCQG dossier both ways on one core and compare with json.loads (target 10,000/s).
+bench-mappings: setup
+	$(BIN)/bus mappings bench
 
 lint: setup
 	$(BIN)/ruff check bus connectors contracts tests

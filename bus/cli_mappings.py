@@ -34,7 +34,7 @@ def _catalog(root: Path | None) -> MappingCatalog:
 
 
 @app.command("test")
-def test_examples(root: RootOption = None) -> None:
+def run_examples(root: RootOption = None) -> None:
     """Run every golden example (input → expected output) and report the ones that differ."""
     from bus.mapping.golden import run_all
 
@@ -102,3 +102,45 @@ def try_mapping(
     except MappingError as exc:
         console.print(f"[red]mapping error:[/] {exc}")
         raise typer.Exit(1) from exc
+
+
+@app.command("bench")
+def bench(
+    outbound: Annotated[str, typer.Option(help="Outbound mapping to time.")] = (
+        "dvcqg/1.0/dossier-sync.out"
+    ),
+    inbound: Annotated[str, typer.Option(help="Inbound mapping to time.")] = (
+        "dvcqg/1.0/dossier-sync.in"
+    ),
+    seconds: Annotated[float, typer.Option(help="Seconds per measurement.")] = 2.0,
+    target: Annotated[float, typer.Option(help="Records/s each mapping must reach.")] = 10_000,
+    root: RootOption = None,
+) -> None:
+    """Map the DVCQG dossier (5 documents) both ways on one core; compare with json.loads."""
+    from rich.table import Table
+
+    from bus.mapping import bench as measure
+
+    catalog = _catalog(root)
+    results = measure.run(catalog, outbound=outbound, inbound=inbound, seconds=seconds)
+    baseline = results[0]
+    table = Table(title="Mapping speed, one core (single process)")
+    for column in ("what", "records/s", "µs/record", "× json.loads"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+    for result in results:
+        table.add_row(
+            result.name,
+            f"{result.per_second:,.0f}",
+            f"{result.microseconds:.1f}",
+            f"{result.microseconds / baseline.microseconds:.1f}",
+        )
+    console.print(table)
+    peak = measure.peak_memory(catalog, outbound=outbound)
+    console.print(f"peak traced memory while mapping 20,000 dossiers: {peak / 1024:.0f} KiB")
+    slow = [r for r in results[1:3] if r.per_second < target]
+    for result in slow:
+        console.print(
+            f"[red]below target[/] {result.name}: {result.per_second:,.0f} < {target:,.0f}"
+        )
+    if slow:
+        raise typer.Exit(1)

@@ -33,6 +33,11 @@ class ConnectorConfig(BaseModel):
     procedures: tuple[ProcedureCode, ...] = Field(
         min_length=1, description="Procedures whose dossiers this connector receives."
     )
+    mapping: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*/[0-9][0-9a-z.\-]*$",
+        description="The mappings this connector speaks: partner/version under mappings/.",
+    )
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     concurrency: int = Field(
         default=8,

@@ -76,9 +76,17 @@ def dossier_json(dossier: Dossier) -> dict[str, Any]:
 
 
 def status_changed(
-    change: StatusChange, *, cause: EventEnvelope, sequence: int, event_id: str | None = None
+    change: StatusChange,
+    *,
+    cause: EventEnvelope,
+    sequence: int,
+    event_id: str | None = None,
+    mapping: str | None = None,
 ) -> EventEnvelope:
-    """The ``dossier.status_changed`` event emitted on behalf of the agency that acted."""
+    """The ``dossier.status_changed`` event emitted on behalf of the agency that acted.
+
+    ``mapping`` names the mapping (partner/version/message) that read the partner's answer.
+    """
     return EventEnvelope(
         id=event_id or new_event_id(),
         source=change.agency,
@@ -89,6 +97,7 @@ def status_changed(
         correlationid=cause.correlationid,
         causationid=cause.id,
         dossierseq=sequence,
+        mappingid=mapping,
         traceparent=child_traceparent(cause.traceparent),
         data=change.model_dump(mode="json", exclude_none=True),
     )

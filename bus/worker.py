@@ -128,7 +128,12 @@ class ConnectorWorker:
             note=record.note,
             partner_reference=record.partner_reference,
         )
-        event = events.status_changed(change, cause=record.cause, sequence=transition.sequence)
+        event = events.status_changed(
+            change,
+            cause=record.cause,
+            sequence=transition.sequence,
+            mapping=record.hop_row.get("mapping_version"),
+        )
         return {
             "event_id": event.id,
             "dossier_code": transition.dossier_code,

@@ -72,6 +72,12 @@ class EventEnvelope(ContractModel):
     dossierseq: int = Field(
         ge=1, description="Per-dossier sequence number, so consumers can order and spot gaps"
     )
+    mappingid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The mapping that shaped the data, as partner/version/message, when one did",
+    )
     traceparent: str | None = Field(
         default=None,
         pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",

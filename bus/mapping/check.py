@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jmespath
 
@@ -148,7 +148,7 @@ class _Checker:
         for name, rule in rules.items():
             location = f"{where}.{name}"
             if rule.each is not None:
-                lists = [p for p in _field_paths(rule.each)]
+                lists = _field_paths(rule.each)
                 target = self.child(schema, lists[0]) if len(lists) == 1 else None
                 if len(lists) == 1 and target is None:
                     self.add(location, f"reads {rule.each!r}, which the contract does not have")
@@ -219,5 +219,5 @@ def _field_paths(expression: str) -> list[str]:
             if isinstance(child, dict):
                 walk(child)
 
-    walk(jmespath.compile(expression).parsed)
+    walk(cast(dict[str, Any], jmespath.compile(expression).parsed))
     return paths

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -51,7 +51,7 @@ def compile_expression(expression: str, *, where: str) -> Getter:
         raise SpecError(
             f"{where}: {expression!r} is not a valid JMESPath expression: {exc}"
         ) from exc
-    keys = _field_path(parsed.parsed)
+    keys = _field_path(cast(dict[str, Any], parsed.parsed))
     if keys is None:
         search = parsed.search
         return lambda source: search(source)
@@ -265,7 +265,8 @@ class Compiler:
     def _each(
         self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]
     ) -> Step:
-        assert rule.each is not None and rule.fields is not None
+        assert rule.each is not None
+        assert rule.fields is not None
         where = Where(self.mapping, target, rule.each)
         items_of = compile_expression(rule.each, where=f"{self.mapping}: {target}")
         build = self.fields(rule.fields, prefix=f"{target}[].")

@@ -111,7 +111,8 @@ def run_case(case: GoldenCase) -> GoldenResult:
 def _compare_xml(case: GoldenCase, produced: bytes) -> GoldenResult:
     def canonical(data: bytes) -> bytes:
         parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
-        return etree.tostring(etree.fromstring(data, parser), method="c14n")
+        canonical_form: bytes = etree.tostring(etree.fromstring(data, parser), method="c14n")
+        return canonical_form
 
     if canonical(produced) == canonical(case.expected_path.read_bytes()):
         return GoldenResult(case, True)

@@ -57,7 +57,8 @@ def from_dict(content: dict[str, Any], *, root: str, xsd: str | None) -> str:
     _fill(element, content)
     if xsd is not None:
         _validate(element, xsd)
-    return etree.tostring(element, encoding="unicode")
+    text: str = etree.tostring(element, encoding="unicode")
+    return text
 
 
 def _validate(element: etree._Element, xsd: str) -> None:

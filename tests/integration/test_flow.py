@@ -76,6 +76,7 @@ async def test_a_dossier_reaches_the_partner_and_its_status_comes_back(
     assert event.get_extension("causationid") == accepted["event_id"]
     assert event.get_extension("dossierseq") == 2
     assert event.get_extension("traceparent").startswith("00-")
+    assert event.get_extension("mappingid") == deliver["mapping_version"]
     assert event.get_data()["status"] == 9  # type: ignore[index]
 
 
