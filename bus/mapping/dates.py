@@ -138,10 +138,13 @@ def _date_as(day: date, as_: str | None) -> str:
 def _parts(iso: str) -> tuple[int, int, int]:
     head = iso.split("T")[0]
     pieces = head.split("-")
-    if len(pieces) == 1 and len(pieces[0]) == 4:
+    if len(pieces) == 1 and len(pieces[0]) == 4 and pieces[0].isdigit():
+        date(int(pieces[0]), 1, 1)  # a real year (0000 is not one)
         return int(pieces[0]), 0, 0
-    if len(pieces) == 2:
-        return int(pieces[0]), int(pieces[1]), 0
+    if len(pieces) == 2 and len(pieces[0]) == 4 and len(pieces[1]) == 2:
+        year, month = int(pieces[0]), int(pieces[1])
+        date(year, month, 1)  # a real month: 1990-13 and 1990-00 are refused, as inbound does
+        return year, month, 0
     if "T" in iso:
         moment = _as_local_datetime(iso)
         return moment.year, moment.month, moment.day

@@ -215,6 +215,13 @@ def test_malformed_partner_dates_are_refused(text: str, fmt: str) -> None:
         dates.parse(text, fmt)
 
 
+@pytest.mark.parametrize("iso", ["1992-13", "1992-00", "0000", "1992-1", "92-01"])
+def test_impossible_partial_dates_are_not_sent(iso: str) -> None:
+    """Outbound refuses a partial date that inbound would refuse, so what is sent reads back."""
+    with pytest.raises(dates.DateError):
+        dates.format_(iso, "yyyyMMdd")
+
+
 def test_the_precision_of_partial_dates() -> None:
     """An ISO date's precision is read from its length: year, month or day."""
     assert [dates.precision_of(v) for v in ("1990", "1990-05", "1990-05-12")] == [
