@@ -130,13 +130,25 @@ class MappingCatalog:
         self.root = root
 
     @classmethod
-    def load(cls, root: Path | None = None) -> MappingCatalog:
-        """Read and compile ``root/<partner>/<version>/*.yaml``; a bad spec is a SpecError."""
+    def load(
+        cls, root: Path | None = None, *, partners: tuple[str, ...] | None = None
+    ) -> MappingCatalog:
+        """Read and compile ``root/<partner>/<version>/*.yaml``; a bad spec is a SpecError.
+
+        ``partners`` limits loading to those partners, so a connector is not stopped by a
+        broken spec of a partner it never talks to.
+        """
         root = root or default_root()
         if not root.is_dir():
             raise SpecError(f"no mappings folder at {root} (set BUS_MAPPINGS_DIR)")
         mappings: dict[str, MessageMapping] = {}
-        for partner_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        if partners is not None:
+            folders = [p for p in folders if p.name in partners]
+            missing = set(partners) - {p.name for p in folders}
+            if missing:
+                raise SpecError(f"no mappings for {', '.join(sorted(missing))} under {root}")
+        for partner_dir in folders:
             for version_dir in sorted(v for v in partner_dir.iterdir() if v.is_dir()):
                 for mapping in load_version(version_dir):
                     mappings[mapping.ref] = mapping

@@ -290,7 +290,7 @@ class Compiler:
         self, target: str, rule: FieldRule, setter: Callable[[dict[str, Any], Any], None]
     ) -> Step:
         assert rule.fields is not None
-        where = Where(self.mapping, target, rule.from_ or "(same source)")
+        where = Where(self.mapping, target, rule.from_ or "(the fields below)")
         source_of = (
             compile_expression(rule.from_, where=f"{self.mapping}: {target}")
             if rule.from_ is not None

@@ -6,6 +6,7 @@ children (a repeated child becomes a list), a leaf is its text, an attribute is 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from lxml import etree
 
 from bus.xmlsafe import UnsafeXml, parse_xml
+
+_IDENTITY_LIKE = re.compile(r"\d{9,13}")
 
 PARTNER_SCHEMAS = Path(__file__).resolve().parents[2] / "contracts" / "partners"
 
@@ -65,7 +68,12 @@ def _validate(element: etree._Element, xsd: str) -> None:
     checker = schema(xsd)
     if not checker.validate(element):
         first = checker.error_log[0]
-        raise XmlMappingError(f"not valid against {xsd}: line {first.line}: {first.message}")
+        where = f"line {first.line}: " if first.line else ""
+        # The validator quotes the refused value; a mistyped identity number must not leak.
+        message = _IDENTITY_LIKE.sub(
+            lambda m: "*" * (len(m.group()) - 3) + m.group()[-3:], first.message
+        )
+        raise XmlMappingError(f"not valid against {xsd}: {where}{message}")
 
 
 def _element_value(element: etree._Element) -> Any:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from connectors.civil_status.connector import CivilStatusConnector
-from connectors.civil_status.wire import MAPPING_VERSION
+from connectors.civil_status.connector import DEFAULT_MAPPING, CivilStatusConnector
 
 if TYPE_CHECKING:
     from connectors.civil_status.simulator import SimulatorState, create_simulator_app
 
-__all__ = ["MAPPING_VERSION", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
+__all__ = ["DEFAULT_MAPPING", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
 
 _LAZY = frozenset({"SimulatorState", "create_simulator_app"})
 

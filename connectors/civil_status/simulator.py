@@ -37,6 +37,8 @@ MAX_REQUEST_BYTES: Final = 2_000_000
 _MODULE_BIRTH: Final = "KS"
 _REGISTERED: Final = 4
 _REGISTERED_TEXT: Final = "Đã đăng ký khai sinh"
+# Who signs the certificates in the simulated commune (an invented name).
+_SIGNING_OFFICER: Final = "Phạm Thị Hạnh"
 _AGENCY_RE: Final = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
 _CCCD_RE: Final = re.compile(r"\d{12}", re.ASCII)
 _DISCONNECT_POLL_SECONDS: Final = 0.05
@@ -374,6 +376,8 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
                 "module": registration.module,
                 "trangThai": _REGISTERED,
                 "ngayCapNhat": registration.registered_at.strftime("%Y%m%d%H%M%S"),
+                "ngayDangKy": registration.registered_at.strftime("%d/%m/%Y"),
+                "nguoiKy": _SIGNING_OFFICER,
             }
             for registration in sim.registered_on(day, module)
         ]

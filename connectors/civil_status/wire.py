@@ -1,8 +1,8 @@
-"""What the civil-status software reads and answers: the ``dangKyHoTich`` request and its reply.
+"""What the connector checks on the civil-status software's answer before the mapping reads it.
 
-Pure functions, no I/O: a canonical :class:`~contracts.Dossier` becomes the JSON body with its
-``<hoSoKhaiSinh>`` XML, and the partner's JSON answer becomes a :class:`PartnerAnswer`.
-Vietnamese names appear here because the partner speaks them.
+The translation itself is declarative, in ``mappings/civil_status/``. What stays here is the
+protocol around it: the answer must be a JSON object, ``trangThai`` 0 is a refusal (never a
+status), and the partner's free text is masked before it reaches a receipt, a log or an error.
 """
 
 from __future__ import annotations
@@ -10,53 +10,26 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Final
 
-from lxml import etree
-from pydantic import ValidationError
-
-from bus.errors import MappingError
-from contracts import VN_TZ, BirthRegistrationForm, Dossier, DossierStatus, mask_citizen_id
+from contracts import mask_citizen_id
 
 __all__ = [
-    "BIRTH_MODULE",
-    "DOSSIER_STATUS_BY_PARTNER_STATUS",
-    "MAPPING_VERSION",
     "PARTNER_STATUS_ERROR",
     "MalformedAnswer",
     "PartnerAnswer",
-    "birth_registration_xml",
-    "build_request",
-    "encode_request",
     "mask_identity_numbers",
-    "parse_answer",
     "partner_message",
-    "read_birth_form",
+    "read_answer",
 ]
-
-MAPPING_VERSION: Final = "civil_status@1.0"
-"""Version of this mapping, recorded on every delivery receipt; bump it when the wire changes."""
-
-BIRTH_MODULE: Final = "KS"
-"""``module`` of birth registration (khai sinh) in the civil-status software."""
 
 PARTNER_STATUS_ERROR: Final = 0
 """``trangThai`` 0: the partner refused the request."""
 
-DOSSIER_STATUS_BY_PARTNER_STATUS: Final[dict[int, DossierStatus]] = {
-    1: DossierStatus.ACCEPTED,  # đã tiếp nhận
-    2: DossierStatus.SUPPLEMENT_REQUESTED,  # cần bổ sung hồ sơ
-    3: DossierStatus.PROCESSING,  # đủ điều kiện, chờ đăng ký
-    4: DossierStatus.PROCESSED,  # đã đăng ký: the certificate is issued the same day
-}
-"""Civil-status ``trangThai`` (1-4) to the national dossier status (DVCQG ``TrangThaiHoSo``)."""
-
-_GENDER_CODES: Final = {"male": "1", "female": "2"}
-_RECEIVED_AT_FORMAT: Final = "%Y%m%d%H%M%S"
-_DATE_FORMAT: Final = "%d/%m/%Y"
-_MAX_QUOTED_VALUE: Final = 60
-_CCCD_IN_TEXT: Final = re.compile(r"(?<!\d)\d{12}(?!\d)")
+_MAX_MESSAGE: Final = 500
+# 9 digits (old identity card), 12 (CCCD), the typos in between and around, and phone numbers;
+# dates (8 or 14 digits) stay readable.
+_PERSONAL_NUMBER: Final = re.compile(r"(?<!\d)\d{9,13}(?!\d)")
 
 
 class MalformedAnswer(ValueError):
@@ -65,148 +38,51 @@ class MalformedAnswer(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PartnerAnswer:
-    """The partner's answer to ``dangKyHoTich`` or ``traTrangThaiHoSo``."""
+    """The partner's JSON answer to ``dangKyHoTich``, before the mapping reads it."""
 
-    partner_status: int
-    dossier_code: str | None = None
-    registration_number: str | None = None
-    message: str | None = None
-    already_registered: bool = False
+    body: dict[str, Any]
 
     @property
     def refused(self) -> bool:
-        """Whether the partner refused the dossier (``trangThai`` 0)."""
-        return self.partner_status == PARTNER_STATUS_ERROR
+        """Whether the partner refused the dossier (``trangThai`` 0, as a number or text)."""
+        status = self.body.get("trangThai")
+        # bool is an int in Python, and False must not pass for a refusal.
+        return not isinstance(status, bool) and status in (PARTNER_STATUS_ERROR, "0")
 
     @property
-    def dossier_status(self) -> DossierStatus:
-        """The national dossier status this answer means; not defined for a refusal."""
-        return DOSSIER_STATUS_BY_PARTNER_STATUS[self.partner_status]
+    def partner_status(self) -> str:
+        """``trangThai`` as text, for the receipt."""
+        return str(self.body.get("trangThai"))
+
+    @property
+    def dossier_code(self) -> str | None:
+        """The dossier the answer is about (``maHoSo``), when the partner names one."""
+        value = self.body.get("maHoSo")
+        if value is not None and not isinstance(value, str):
+            raise MalformedAnswer(f"answer field maHoSo is not a string but {type(value).__name__}")
+        return value or None
+
+    @property
+    def already_registered(self) -> bool:
+        """Whether the partner says it had registered this dossier before (``daTonTai``)."""
+        return self.body.get("daTonTai") is True
+
+    @property
+    def message(self) -> str | None:
+        """The partner's own words (``moTa``), masked and cut short."""
+        text = self.body.get("moTa")
+        return mask_identity_numbers(text[:_MAX_MESSAGE]) if isinstance(text, str) else None
 
 
-def read_birth_form(dossier: Dossier) -> BirthRegistrationForm:
-    """Validate the dossier's form as a birth declaration; raise MappingError naming the field."""
-    try:
-        return BirthRegistrationForm.model_validate(dossier.form)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors(include_url=False))
-        raise MappingError(
-            f"dossier {dossier.code}: birth registration form is invalid: {problems}",
-            fault_code="FORM_INVALID",
-        ) from exc
-
-
-def _describe(error: Any) -> str:
-    field = ".".join(str(part) for part in error["loc"]) or "form"
-    if error["type"] == "missing":
-        return f"{field} is missing"
-    return f"{field}={_quote(field, error.get('input'))}: {error['msg']}"
-
-
-def _quote(field: str, value: object) -> str:
-    # Error messages reach logs and parking queues: never quote an identity number whole.
-    if isinstance(value, dict | list):
-        return f"<{type(value).__name__}>"
-    text = str(value)
-    if "identity" in field or (text.isdigit() and len(text) >= 9):
-        return repr(mask_citizen_id(text))
-    if len(text) > _MAX_QUOTED_VALUE:
-        text = text[:_MAX_QUOTED_VALUE] + "…"
-    return repr(text)
-
-
-def birth_registration_xml(dossier: Dossier, form: BirthRegistrationForm) -> bytes:
-    """The ``<hoSoKhaiSinh>`` document (UTF-8) carried in the request's ``data`` field."""
-    root = etree.Element("hoSoKhaiSinh")
-    child = etree.SubElement(root, "treEm")
-    _add(child, "hoTen", form.child_full_name)
-    _add(child, "ngaySinh", _format_date(form.child_date_of_birth))
-    _add(child, "gioiTinh", _GENDER_CODES[form.child_gender])
-    _add(child, "noiSinh", form.place_of_birth)
-    _add(child, "danToc", form.ethnicity)
-    _add(child, "quocTich", form.nationality)
-
-    mother = etree.SubElement(root, "me")
-    _add(mother, "hoTen", form.mother_full_name)
-    _add(mother, "soDinhDanh", form.mother_identity_number)
-
-    if form.father_full_name is not None:
-        father = etree.SubElement(root, "cha")
-        _add(father, "hoTen", form.father_full_name)
-        _add(father, "soDinhDanh", form.father_identity_number)
-
-    requester = etree.SubElement(root, "nguoiYeuCau")
-    _add(requester, "hoTen", dossier.applicant.full_name)
-    _add(requester, "soDinhDanh", dossier.applicant.identity_number)
-    result: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
-    return result
-
-
-def _add(parent: Any, tag: str, text: str | None) -> None:
-    # Absent optional values are left out rather than sent as empty elements.
-    if text is not None:
-        etree.SubElement(parent, tag).text = text
-
-
-def _format_date(value: date) -> str:
-    return value.strftime(_DATE_FORMAT)
-
-
-def build_request(dossier: Dossier) -> dict[str, str]:
-    """The ``dangKyHoTich`` JSON body for a birth-registration dossier.
-
-    Raises :class:`~bus.errors.MappingError` when the form is not a valid birth declaration.
-    """
-    form = read_birth_form(dossier)
-    return {
-        "maDonVi": dossier.receiving_agency,
-        "module": BIRTH_MODULE,
-        "maHoSo": dossier.code,
-        "ngayTiepNhan": dossier.received_at.astimezone(VN_TZ).strftime(_RECEIVED_AT_FORMAT),
-        "data": birth_registration_xml(dossier, form).decode("utf-8"),
-    }
-
-
-def encode_request(body: dict[str, str]) -> bytes:
-    """The request body as UTF-8 JSON bytes (Vietnamese text kept readable, not escaped)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def parse_answer(content: bytes) -> PartnerAnswer:
-    """Read the partner's JSON answer; raise :class:`MalformedAnswer` when it is not one."""
+def read_answer(content: bytes) -> PartnerAnswer:
+    """Read the partner's answer; raise :class:`MalformedAnswer` when it is not a JSON object."""
     try:
         payload = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise MalformedAnswer(f"answer is not JSON: {_snippet(content)}") from exc
     if not isinstance(payload, dict):
         raise MalformedAnswer(f"answer is not a JSON object: {_snippet(content)}")
-    status = payload.get("trangThai")
-    # bool is an int in Python, and True must not pass for trangThai 1.
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise MalformedAnswer(f"answer has no integer trangThai: {_snippet(content)}")
-    if status != PARTNER_STATUS_ERROR and status not in DOSSIER_STATUS_BY_PARTNER_STATUS:
-        raise MalformedAnswer(f"answer has unknown trangThai {status}")
-    return PartnerAnswer(
-        partner_status=status,
-        dossier_code=_optional_text(payload, "maHoSo"),
-        registration_number=_optional_text(payload, "soDangKy"),
-        message=_masked(_optional_text(payload, "moTa")),
-        already_registered=payload.get("daTonTai") is True,
-    )
-
-
-def _optional_text(payload: dict[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MalformedAnswer(f"answer field {key} is not a string: {value!r}")
-    return value or None
-
-
-def _masked(text: str | None) -> str | None:
-    # The partner's free text may echo the form; it ends up in receipts and errors.
-    return None if text is None else mask_identity_numbers(text)
+    return PartnerAnswer(payload)
 
 
 def partner_message(content: bytes) -> str:
@@ -215,14 +91,16 @@ def partner_message(content: bytes) -> str:
         payload = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return _snippet(content)
-    if isinstance(payload, dict) and isinstance(payload.get("moTa"), str):
-        return mask_identity_numbers(str(payload["moTa"])[:500])
+    if isinstance(payload, dict):
+        message = PartnerAnswer(payload).message
+        if message is not None:
+            return message
     return _snippet(content)
 
 
 def mask_identity_numbers(text: str) -> str:
-    """Mask every CCCD-shaped run of 12 digits in free text before it reaches a log or error."""
-    return _CCCD_IN_TEXT.sub(lambda match: mask_citizen_id(match.group()), text)
+    """Mask every run of 9 to 13 digits (identity and phone numbers) in free text."""
+    return _PERSONAL_NUMBER.sub(lambda match: mask_citizen_id(match.group()), text)
 
 
 def _snippet(content: bytes, limit: int = 120) -> str:

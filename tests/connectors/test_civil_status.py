@@ -6,19 +6,21 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bus.connector import Connector, ConnectorConfig, Delivery
+from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
+from bus.mapping import MappingCatalog, SpecError
 from bus.testing import HOSTILE_XML, serve_app
 from bus.xmlsafe import parse_xml
 from connectors.civil_status import (
-    MAPPING_VERSION,
+    DEFAULT_MAPPING,
     CivilStatusConnector,
     SimulatorState,
     create_simulator_app,
@@ -30,6 +32,7 @@ from contracts import (
     Dossier,
     DossierStatus,
     EventEnvelope,
+    StatusChange,
     sample_birth_dossier,
 )
 
@@ -82,6 +85,12 @@ def _fresh_simulator(state: SimulatorState) -> None:
     state.reset()
 
 
+@pytest.fixture(scope="module")
+def catalog() -> MappingCatalog:
+    """The shipped mappings, compiled once for the module."""
+    return MappingCatalog.load()
+
+
 @pytest.fixture
 def config(base_url: str) -> ConnectorConfig:
     """The shipped connector.toml, pointed at the simulator."""
@@ -89,9 +98,11 @@ def config(base_url: str) -> ConnectorConfig:
 
 
 @pytest.fixture
-async def connector(config: ConnectorConfig) -> AsyncIterator[CivilStatusConnector]:
+async def connector(
+    config: ConnectorConfig, catalog: MappingCatalog
+) -> AsyncIterator[CivilStatusConnector]:
     """A connector talking to the simulator."""
-    instance = CivilStatusConnector(config)
+    instance = CivilStatusConnector(config, catalog=catalog)
     yield instance
     await instance.aclose()
 
@@ -124,6 +135,19 @@ def mocked_connector(
     return CivilStatusConnector(config, transport=httpx.MockTransport(handler))
 
 
+async def deliver_answered(config: ConnectorConfig, body: dict[str, Any]) -> DeliveryReceipt:
+    """Deliver the sample dossier to a partner that answers ``body`` with HTTP 200."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body)
+
+    connector = mocked_connector(config, answer)
+    try:
+        return await connector.deliver(make_delivery(sample_birth_dossier()))
+    finally:
+        await connector.aclose()
+
+
 # --- configuration -------------------------------------------------------------------------
 
 
@@ -138,7 +162,7 @@ def test_public_names_resolve() -> None:
     import connectors.civil_status as package
 
     assert sorted(package.__all__) == sorted(
-        ["MAPPING_VERSION", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
+        ["DEFAULT_MAPPING", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
     )
     for name in package.__all__:
         assert getattr(package, name) is not None
@@ -158,6 +182,24 @@ async def test_connector_satisfies_protocol(connector: CivilStatusConnector) -> 
     assert isinstance(connector, Connector)
 
 
+async def test_connector_without_catalog_loads_the_shipped_mappings(
+    config: ConnectorConfig,
+) -> None:
+    """Built as the registry builds it, from its config alone, the connector maps and delivers."""
+    connector = CivilStatusConnector(config)
+    try:
+        receipt = await connector.deliver(make_delivery(sample_birth_dossier()))
+    finally:
+        await connector.aclose()
+    assert receipt.status is DossierStatus.PROCESSED
+
+
+def test_catalog_without_its_mappings_fails_at_construction(config: ConnectorConfig) -> None:
+    """A catalogue that lacks civil_status/1.0 is a SpecError when the connector is built."""
+    with pytest.raises(SpecError, match=r"civil_status/1\.0/birth-registration\.out"):
+        CivilStatusConnector(config, catalog=MappingCatalog({}, Path("mappings")))
+
+
 # --- the happy path ------------------------------------------------------------------------
 
 
@@ -172,7 +214,8 @@ async def test_delivery_is_registered(
     assert receipt.partner_reference is not None
     assert receipt.partner_reference.startswith("KS/")
     assert receipt.partner_reference.endswith("/000001")
-    assert receipt.mapping_version == MAPPING_VERSION == "civil_status@1.0"
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/birth-registration.out"
+    assert DEFAULT_MAPPING == "civil_status/1.0"
     assert receipt.note == "Đã đăng ký khai sinh"
     assert receipt.request_size > 0
     assert receipt.response_size > 0
@@ -299,18 +342,20 @@ async def test_partner_status_maps_to_dossier_status(
     config: ConnectorConfig, partner_status: int, expected: DossierStatus
 ) -> None:
     """Civil-status trangThai 1-4 map to ACCEPTED, SUPPLEMENT_REQUESTED, PROCESSING, PROCESSED."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"trangThai": partner_status, "moTa": "..."})
-
-    connector = mocked_connector(config, answer)
-    try:
-        receipt = await connector.deliver(make_delivery(sample_birth_dossier()))
-    finally:
-        await connector.aclose()
+    receipt = await deliver_answered(config, {"trangThai": partner_status, "moTa": "..."})
     assert receipt.status is expected
     assert receipt.partner_reference is None
+    assert receipt.note == "..."
     assert receipt.extra["partner_status"] == str(partner_status)
+
+
+async def test_receipt_note_masks_identity_numbers(config: ConnectorConfig) -> None:
+    """A CCCD echoed in an accepted answer's moTa reaches the receipt's note masked."""
+    receipt = await deliver_answered(
+        config, {"trangThai": 2, "moTa": "Bổ sung bản sao CCCD 001192054321 của mẹ"}
+    )
+    assert receipt.status is DossierStatus.SUPPLEMENT_REQUESTED
+    assert receipt.note == "Bổ sung bản sao CCCD *********321 của mẹ"
 
 
 # --- failure switches ----------------------------------------------------------------------
@@ -412,6 +457,17 @@ async def test_client_errors_are_classified(
         await connector.aclose()
 
 
+@pytest.mark.parametrize("refusal", [0, "0"])
+async def test_refusal_in_any_spelling_is_rejected(
+    config: ConnectorConfig, refusal: int | str
+) -> None:
+    """trangThai 0, as a number or as text, is PartnerRejected before the mapping reads it."""
+    with pytest.raises(PartnerRejected) as caught:
+        await deliver_answered(config, {"trangThai": refusal, "moTa": "Sai mẫu tờ khai"})
+    assert caught.value.fault_code == "TRANG_THAI_0"
+    assert "Sai mẫu tờ khai" in str(caught.value)
+
+
 async def test_partner_text_never_leaks_an_identity_number(config: ConnectorConfig) -> None:
     """A CCCD echoed in the partner's moTa is masked in the PartnerRejected message."""
 
@@ -434,12 +490,15 @@ async def test_partner_text_never_leaks_an_identity_number(config: ConnectorConf
         b"[]",
         b'{"moTa": "no status"}',
         b'{"trangThai": true}',
+        b'{"trangThai": false}',
         b'{"trangThai": 7}',
         b'{"trangThai": 4, "maHoSo": "000.00.10.H12-240315-9999"}',
+        b'{"trangThai": 4, "maHoSo": 15}',
+        b'{"trangThai": 4, "soDangKy": 123}',
     ],
 )
 async def test_unreadable_answers_are_malformed_reply(config: ConnectorConfig, body: bytes) -> None:
-    """JSON without a usable answer (no or unknown status, other dossier) is MALFORMED_REPLY."""
+    """JSON without a usable answer (bad or unknown status, other dossier) is MALFORMED_REPLY."""
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
@@ -464,27 +523,45 @@ async def test_missing_child_name_fails_before_any_call(
     form = {k: v for k, v in dossier.form.items() if k != "child_full_name"}
     dossier = dossier.model_copy(update={"form": form})
 
-    with pytest.raises(MappingError, match="child_full_name is missing") as caught:
+    with pytest.raises(MappingError, match=r"form\.child_full_name") as caught:
         await connector.deliver(make_delivery(dossier))
     assert caught.value.error_class == "permanent"
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.mapping == f"{DEFAULT_MAPPING}/birth-registration.out"
+    assert caught.value.source_path == "form.child_full_name"
+    assert caught.value.target_field == "data/treEm.hoTen"
+    assert dossier.code in str(caught.value)
     assert (await stats(sim))["requests"] == 0
 
 
-async def test_mapping_error_names_value_and_masks_identity(
+async def test_mapping_error_names_the_value(connector: CivilStatusConnector) -> None:
+    """A gender outside the code list is a MappingError quoting the field and the value."""
+    dossier = sample_birth_dossier()
+    dossier = dossier.model_copy(update={"form": {**dossier.form, "child_gender": "unknown"}})
+
+    with pytest.raises(MappingError) as caught:
+        await connector.deliver(make_delivery(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.source_path == "form.child_gender"
+    assert caught.value.value == "'unknown'"
+    assert "form.child_gender" in str(caught.value)
+
+
+async def test_mapping_error_masks_a_mistyped_identity_number(
     connector: CivilStatusConnector,
 ) -> None:
-    """A bad value is quoted in the MappingError, but an identity number only masked."""
+    """A 13-digit mother's CCCD, refused by the XSD, appears only masked in the error."""
     dossier = sample_birth_dossier()
-    form = {**dossier.form, "child_gender": "unknown", "mother_identity_number": "0011920543210"}
+    form = {**dossier.form, "mother_identity_number": "0011920543210"}
     dossier = dossier.model_copy(update={"form": form})
 
     with pytest.raises(MappingError) as caught:
         await connector.deliver(make_delivery(dossier))
     message = str(caught.value)
-    assert "child_gender='unknown'" in message
-    assert "mother_identity_number" in message
+    assert "soDinhDanh" in message
     assert "0011920543210" not in message
     assert "**********210" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 # --- the simulator on its own --------------------------------------------------------------
@@ -540,6 +617,26 @@ async def test_change_feed_lists_the_day(
 
     other = (await sim.get("/api/hotich/dsHoSoDangKy", params={"ngayCapNhat": "20000101"})).json()
     assert other["tongSo"] == 0
+
+
+async def test_change_feed_items_map_to_status_changes(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient, catalog: MappingCatalog
+) -> None:
+    """Each dsHoSoDangKy item maps through change-feed.in to the PROCESSED status change."""
+    dossier = sample_birth_dossier()
+    receipt = await connector.deliver(make_delivery(dossier))
+    today = datetime.now(VN_TZ).strftime("%Y%m%d")
+    listed = (await sim.get("/api/hotich/dsHoSoDangKy", params={"ngayCapNhat": today})).json()
+
+    feed = catalog.get(f"{DEFAULT_MAPPING}/change-feed.in")
+    (item,) = listed["danhSach"]
+    change = feed.to_canonical(item, {"agency": "000.00.00.G12"})
+    assert isinstance(change, StatusChange)
+    assert change.dossier_code == dossier.code
+    assert change.status is DossierStatus.PROCESSED
+    assert change.partner_reference == receipt.partner_reference
+    assert change.officer is not None
+    assert receipt.sent_at - timedelta(seconds=1) <= change.changed_at <= receipt.answered_at
 
 
 async def test_reset_clears_faults_and_counters(

@@ -84,7 +84,7 @@ def test_envelope_is_readable_by_the_cloudevents_sdk() -> None:
 def test_extension_attribute_names_follow_cloudevents_rule() -> None:
     """Every extension attribute name is lowercase letters and digits, at most 20 characters."""
     extensions = set(EventEnvelope.model_fields) - _CORE_ATTRIBUTES
-    assert extensions == {"correlationid", "causationid", "dossierseq", "traceparent"}
+    assert extensions == {"correlationid", "causationid", "dossierseq", "mappingid", "traceparent"}
     for name in extensions:
         assert re.fullmatch(r"[a-z0-9]{1,20}", name), name
 

@@ -57,7 +57,7 @@ async def test_a_dossier_reaches_the_partner_and_its_status_comes_back(
     deliver = view["history"][1]
     assert deliver["outcome"] == "delivered" and deliver["recipient"] == "civil_status"
     assert deliver["sent_at"] and deliver["answered_at"] and deliver["request_bytes"] > 0
-    assert deliver["mapping_version"] == "civil_status@1.0"
+    assert deliver["mapping_version"] == "civil_status/1.0/birth-registration.out"
     assert view["state"]["partner_reference"].startswith("KS/")
     assert simulator.state.stats()["applied"] == 1
 
