@@ -122,9 +122,10 @@ def bench(
     from bus.mapping import bench as measure
 
     catalog = _catalog(root)
+    cores = measure.pin_to_one_core()
     results = measure.run(catalog, outbound=outbound, inbound=inbound, seconds=seconds)
     baseline = results[0]
-    table = Table(title="Mapping speed, one core (single process)")
+    table = Table(title=f"Mapping speed on one core ({cores})")
     for column in ("what", "records/s", "µs/record", "× json.loads"):
         table.add_column(column, justify="right" if column != "what" else "left")
     for result in results:

@@ -185,7 +185,12 @@ class _Checker:
         if code_list is None or allowed is None:
             return
         reverse = code_list.reverse()
-        missing = [value for value in allowed if str(value) not in reverse]
+        absent = code_list.no_partner_code
+        missing = [
+            value
+            for value in allowed
+            if str(value) not in reverse and not (absent is not None and absent.covers(value))
+        ]
         if missing:
             self.add(
                 location, f"code list {name!r} has no partner code for contract values {missing}"

@@ -213,18 +213,19 @@ class Compiler:
     ) -> Callable[[Any, Any, Context], Any]:
         table = self._code_table(name, inbound=inbound, where=where)
         direction = "partner" if inbound else "canonical"
+        absent = None if inbound else self._code_lists[name].no_partner_code
+        allowed = ", ".join(sorted(table, key=_natural)[:20])
 
         def translate(value: Any, _source: Any, _context: Context) -> Any:
             key = _code_key(value)
             try:
                 return table[key]
             except KeyError:
-                allowed = ", ".join(sorted(table)[:20])
-                raise fail(
-                    where,
-                    f"{direction} value not in code list {name!r} (allowed: {allowed})",
-                    value,
-                ) from None
+                if absent is not None and absent.covers(key):
+                    reason = f"the partner has no code for this value: {absent.reason}"
+                else:
+                    reason = f"{direction} value not in code list {name!r} (allowed: {allowed})"
+                raise fail(where, reason, value) from None
 
         return translate
 
@@ -396,6 +397,11 @@ def _type_step(kind: str, where: Where) -> Callable[[Any, Any, Context], Any]:
             raise fail(where, f"cannot be read as {kind}: {exc}", value) from exc
 
     return coerce
+
+
+def _natural(code: str) -> tuple[int, int, str]:
+    """Sort key: numeric codes by number (1, 2, 10), then the others as text."""
+    return (0, int(code), "") if code.isdigit() else (1, 0, code)
 
 
 def _code_key(value: Any) -> str:

@@ -134,6 +134,19 @@ class MessageSpec(BaseModel):
         return value
 
 
+class NoPartnerCode(BaseModel):
+    """Canonical values a partner has no code for, by design (not a gap to fill)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1)
+    values: list[Any] = Field(min_length=1)
+
+    def covers(self, value: Any) -> bool:
+        """Whether ``value`` is one of the declared values (compared as text)."""
+        return str(value) in {str(v) for v in self.values}
+
+
 class CodeList(BaseModel):
     """A code list: partner code → canonical value, and the reverse for outbound."""
 
@@ -144,6 +157,10 @@ class CodeList(BaseModel):
     outbound: dict[str, str] | None = Field(
         default=None,
         description="canonical value: partner code, when several partner codes share a value",
+    )
+    no_partner_code: NoPartnerCode | None = Field(
+        default=None,
+        description="Canonical values this partner cannot express at all, and why",
     )
 
     def reverse(self) -> dict[str, str]:

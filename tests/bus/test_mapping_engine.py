@@ -290,3 +290,53 @@ def test_golden_runner_reports_a_difference(tmp_path: Path, catalog: MappingCata
     assert not results["a"].ok
     assert "Kind: expected 'KT', got 'KS'" in results["a"].detail
     assert results["b"].ok
+
+
+def test_values_a_partner_cannot_express_are_declared_not_flagged(tmp_path: Path) -> None:
+    """A code list may declare canonical values with no partner code: checked, and explained."""
+    _tree(
+        tmp_path,
+        {
+            "p/1.0/codes/status.yaml": (
+                'description: d\ncodes: {"3": 4, "4": 9}\n'
+                "no_partner_code: {reason: the partner only reports the end, values: [1, 2, 3]}\n"
+            ),
+            "p/1.0/out.yaml": (
+                "description: d\ndirection: outbound\ncontract: status-change\n"
+                "fields:\n  TrangThai: {from: status, codes: status}\n"
+            ),
+        },
+    )
+    catalog = MappingCatalog.load(tmp_path)
+    findings = [str(f) for f in check_catalog(catalog)]
+    assert len(findings) == 1
+    assert "[5, 6, 7, 8, 10]" in findings[0]
+    with pytest.raises(MappingError, match="the partner only reports the end"):
+        catalog.get("p/1.0/out").apply({"status": 2})
+
+
+def test_numeric_codes_are_listed_in_number_order(catalog: MappingCatalog, tmp_path: Path) -> None:
+    """The allowed codes in an error read 1, 2, 10 rather than 1, 10, 2."""
+    _tree(
+        tmp_path / "q",
+        {
+            "p/1.0/codes/s.yaml": 'description: d\ncodes: {"10": 10, "2": 2, "1": 1}\n',
+            "p/1.0/in.yaml": (
+                "description: d\ndirection: inbound\ncontract: status-change\ncomplete: false\n"
+                "fields:\n  status: {from: s, codes: s}\n"
+            ),
+        },
+    )
+    with pytest.raises(MappingError, match=r"allowed: 1, 2, 10\)"):
+        MappingCatalog.load(tmp_path / "q").get("p/1.0/in").apply({"s": "7"})
+
+
+def test_an_example_without_expected_output_fails_alone(tmp_path: Path) -> None:
+    """A golden input with no expected file is one failed case, not a crash of the whole run."""
+    _tree(tmp_path, {"p/1.0/out.yaml": f"{HEADER}fields:\n  A: code\n"})
+    folder = tmp_path / "p/1.0/examples/out"
+    folder.mkdir(parents=True)
+    (folder / "lonely.input.json").write_text("{}")
+    [result] = run_all(MappingCatalog.load(tmp_path))
+    assert not result.ok
+    assert "needs exactly one lonely.expected" in result.detail

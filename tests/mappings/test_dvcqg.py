@@ -96,8 +96,9 @@ AGENCIES = ("000.00.10.H12", "000.00.00.H30", "000.00.22.H12", "000.12.34.H38", 
 PROCEDURES = (
     ("1.001193", "Đăng ký khai sinh", "Hộ tịch"),
     ("1.007073", "Liên thông thủ tục đăng ký khai tử, xóa đăng ký thường trú", "Hộ tịch"),
-    ("1.011442.000.00.00.H38", "Cấp Phiếu lý lịch tư pháp", "Lý lịch tư pháp"),
-    ("1.011442.000.00.00.H38.02", "Cấp Phiếu lý lịch tư pháp (trực tuyến)", "Lý lịch tư pháp"),
+    # Codes with the issuing unit and the online-service suffix (names not taken from a catalogue).
+    ("1.011442.000.00.00.H38", "Thủ tục hành chính cấp tỉnh", "Lĩnh vực cấp tỉnh"),
+    ("1.011442.000.00.00.H38.02", "Thủ tục hành chính cấp tỉnh (trực tuyến)", "Lĩnh vực cấp tỉnh"),
 )
 FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Lò", "Hà")
 MIDDLE = ("Văn", "Thị", "Minh", "Đức", "Thu", "Ngọc", "Hữu", "Thanh")
