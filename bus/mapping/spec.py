@@ -41,6 +41,13 @@ class SpecError(ValueError):
     """Raised when a mapping spec or code list is malformed; says which file and where."""
 
 
+def expand_shorthand(rules: Any) -> Any:
+    """``Target: expression`` is short for ``Target: {from: expression}``."""
+    if isinstance(rules, dict):
+        return {k: ({"from": v} if isinstance(v, str) else v) for k, v in rules.items()}
+    return rules
+
+
 class XmlDocument(BaseModel):
     """An XML document embedded in a field (built outbound, parsed inbound)."""
 
@@ -88,9 +95,7 @@ class FieldRule(BaseModel):
     @field_validator("fields", mode="before")
     @classmethod
     def _expand_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: ({"from": v} if isinstance(v, str) else v) for k, v in value.items()}
-        return value
+        return expand_shorthand(value)
 
     def model_post_init(self, _context: Any) -> None:
         sources = [self.from_ is not None, self.value is not None, self.context is not None]
@@ -129,9 +134,7 @@ class MessageSpec(BaseModel):
     @field_validator("fields", mode="before")
     @classmethod
     def _expand_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: ({"from": v} if isinstance(v, str) else v) for k, v in value.items()}
-        return value
+        return expand_shorthand(value)
 
 
 class NoPartnerCode(BaseModel):
