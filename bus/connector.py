@@ -12,11 +12,116 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from contracts import AgencyCode, Dossier, DossierStatus, EventEnvelope, ProcedureCode
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoAuth(_Section):
+    """The partner needs no credentials (a closed network, or mutual TLS at the proxy)."""
+
+    type: Literal["none"] = "none"
+
+
+class BearerAuth(_Section):
+    """A static bearer token, read from an environment variable (never from the file)."""
+
+    type: Literal["bearer"]
+    token_env: str = Field(description="Environment variable holding the token")
+
+
+class BasicAuth(_Section):
+    """HTTP basic authentication."""
+
+    type: Literal["basic"]
+    username: str
+    password_env: str = Field(description="Environment variable holding the password")
+
+
+class SessionAuth(_Section):
+    """Log in once, reuse the session, log in again when it expires (the DVCQG style)."""
+
+    type: Literal["session"]
+    login_path: str = Field(description="Path of the login call, e.g. /api/client/login")
+    username: str
+    password_env: str = Field(description="Environment variable holding the password")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra login headers, e.g. {dstcode = 'H12'}"
+    )
+    ttl_seconds: float = Field(default=1800, gt=0, description="Log in again after this")
+
+
+class WsseAuth(_Section):
+    """WS-Security UsernameToken in the SOAP header."""
+
+    type: Literal["wsse"]
+    username: str
+    password_env: str = Field(description="Environment variable holding the password")
+
+
+Auth = Annotated[
+    NoAuth | BearerAuth | BasicAuth | SessionAuth | WsseAuth, Field(discriminator="type")
+]
+
+
+class RetryPolicy(_Section):
+    """How this connector's transient failures are retried.
+
+    Each delay must be one of the bus's retry tiers (``BUS_RETRY_DELAYS``), which are the queues
+    that hold a message while it waits; the number of delays is the number of retries.
+    """
+
+    delays: tuple[float, ...] | None = Field(
+        default=None, description="Seconds before each retry; default: every bus tier"
+    )
+
+
+class CircuitPolicy(_Section):
+    """When to stop calling a partner that keeps failing, and when to try it again."""
+
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive transient failures that open the circuit"
+    )
+    open_seconds: float = Field(
+        default=30.0, gt=0, description="How long to stop calling before one probe call"
+    )
+
+
+class XRoadIdentity(_Section):
+    """Identities carried as X-Road headers when the partner sits on a national exchange."""
+
+    client: str = Field(description="The calling member/subsystem, e.g. VN/GOV/000.00.00.H12/LGSP")
+    service: str = Field(description="The called service, e.g. VN/GOV/000.00.00.G12/HOTICH/dangKy")
+    protocol_version: str = "4.0"
+    user_id: str | None = Field(default=None, description="The officer or system on whose behalf")
+
+
+class SoapSettings(_Section):
+    """A SOAP partner: its WSDL (kept under contracts/partners/) and what to call."""
+
+    wsdl: str = Field(description="Path under contracts/partners/, e.g. civil_status/hotich.wsdl")
+    operation: str = Field(description="Operation called for each delivery")
+    service: str | None = Field(default=None, description="Service name when the WSDL has several")
+    port: str | None = Field(default=None, description="Port name when the service has several")
+
+
+class PollSettings(_Section):
+    """A partner that cannot push: how the bus pulls from it."""
+
+    interval_seconds: float = Field(default=30.0, gt=0, description="Pause between polls")
+    window_days: float | None = Field(
+        default=None, gt=0, description="Longest time window one query may ask for"
+    )
+    page_size: int = Field(default=100, ge=1, le=10_000)
+    start: datetime | None = Field(
+        default=None, description="Where the first poll starts (aware); default: now"
+    )
 
 
 class ConnectorConfig(BaseModel):
@@ -27,11 +132,18 @@ class ConnectorConfig(BaseModel):
     id: str = Field(
         pattern=r"^[a-z][a-z0-9_]{1,40}$", description="Connector id, e.g. civil_status."
     )
+    kind: Literal["rest", "soap", "poller", "custom"] = Field(
+        default="custom", description="Which generic connector it builds on"
+    )
     agency: AgencyCode = Field(description="Agency code of the partner system behind it.")
     title: str = Field(description="Human name of the partner system.")
     endpoint: HttpUrl = Field(description="Base URL of the partner system.")
     procedures: tuple[ProcedureCode, ...] = Field(
-        min_length=1, description="Procedures whose dossiers this connector receives."
+        default=(), description="Procedures whose submitted dossiers this connector receives."
+    )
+    subscribes: tuple[str, ...] = Field(
+        default=(),
+        description="Routing keys of other events it receives, e.g. 'dossier.status.#'",
     )
     mapping: str | None = Field(
         default=None,
@@ -45,6 +157,12 @@ class ConnectorConfig(BaseModel):
         le=1024,
         description="Calls to the partner in flight at once: what the partner system can take.",
     )
+    auth: Auth = Field(default_factory=NoAuth)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    circuit: CircuitPolicy = Field(default_factory=CircuitPolicy)
+    xroad: XRoadIdentity | None = None
+    soap: SoapSettings | None = None
+    poll: PollSettings | None = None
 
     @classmethod
     def from_file(cls, path: Path, *, endpoint: str | None = None) -> ConnectorConfig:
