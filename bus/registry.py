@@ -105,7 +105,7 @@ class ConnectorRegistry:
         """Queue bindings to declare, for all connectors or the ``only`` ones."""
         wanted = set(only) if only else set(self._by_id)
         return [
-            ConnectorRoute(c.id, tuple(c.config.procedures))
+            ConnectorRoute(c.id, tuple(c.config.procedures), tuple(c.config.subscribes))
             for c in self._by_id.values()
             if c.id in wanted
         ]

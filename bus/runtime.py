@@ -20,6 +20,14 @@ from bus.topology import Names, declare_topology
 log = logging.getLogger(__name__)
 
 
+def retry_tiers(settings: Settings, registry: ConnectorRegistry) -> tuple[float, ...]:
+    """Every retry delay in use: the bus's tiers plus those connectors ask for."""
+    delays = set(settings.retry_delays)
+    for connector_id in registry.ids:
+        delays.update(registry.get(connector_id).config.retry.delays or ())
+    return tuple(sorted(delays))
+
+
 @dataclass
 class Runtime:
     """The shared resources of one bus process."""
@@ -31,6 +39,11 @@ class Runtime:
     registry: ConnectorRegistry
     names: Names
     relay: OutboxRelay
+
+    @property
+    def retry_tiers(self) -> tuple[float, ...]:
+        """The retry queues declared on the broker, in seconds."""
+        return retry_tiers(self.settings, self.registry)
 
     @classmethod
     async def open(
@@ -53,7 +66,7 @@ class Runtime:
                 broker.channel,
                 names,
                 routes=registry.routes(),
-                retry_delays=settings.retry_delays,
+                retry_delays=retry_tiers(settings, registry),
                 delivery_limit=settings.delivery_limit,
             )
         except ChannelPreconditionFailed as exc:

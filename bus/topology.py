@@ -78,6 +78,8 @@ class ConnectorRoute:
 
     connector_id: str
     procedures: tuple[str, ...]
+    #: Further routing-key patterns the connector subscribes to (e.g. ``dossier.status.#``).
+    subscriptions: tuple[str, ...] = ()
 
 
 async def declare_topology(
@@ -117,6 +119,8 @@ async def declare_topology(
         for procedure in route.procedures:
             for key in procedure_bindings(procedure):
                 await queue.bind(events, routing_key=key)
+        for pattern in route.subscriptions:
+            await queue.bind(events, routing_key=pattern)
 
 
 async def delete_topology(

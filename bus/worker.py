@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from bus import events
 from bus.acks import AckBatcher
 from bus.amqp import OutgoingMessage
 from bus.batching import Batcher
+from bus.circuit import CircuitBreaker, CircuitState
 from bus.connector import Connector, Delivery, DeliveryReceipt
 from bus.errors import BusError, InvalidMessage, PartnerUnavailable
 from bus.registry import RegisteredConnector
@@ -66,7 +67,18 @@ class ConnectorWorker:
         self._commit: Batcher[DeliveryRecord, Outcome] = Batcher(
             self._commit_batch, max_batch=self._settings.batch_max, name=f"commit:{registered.id}"
         )
-        self.counts: dict[str, int] = {"delivered": 0, "duplicate": 0, "retried": 0, "parked": 0}
+        self.counts: dict[str, int] = {
+            "delivered": 0,
+            "duplicate": 0,
+            "retried": 0,
+            "parked": 0,
+            "deferred": 0,
+        }
+        self.circuit = CircuitBreaker(registered.config.circuit)
+        self._paused = False
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._resume_handle: asyncio.TimerHandle | None = None
         self._acks = AckBatcher()
         # The partner's capacity, from the connector's configuration.
         self._partner_slots = asyncio.Semaphore(registered.config.concurrency)
@@ -88,6 +100,11 @@ class ConnectorWorker:
 
     async def stop(self) -> None:
         """Stop consuming, finish the messages in hand, close the connector."""
+        self._stopping = True
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
@@ -185,21 +202,83 @@ class ConnectorWorker:
             return
 
         assert self._connector is not None
+        if not self.circuit.allow():
+            await self._defer(message, event)
+            return
         delivery = Delivery(message_id=event.id, event=event, dossier=dossier, attempt=attempt)
         try:
             async with self._partner_slots:
                 receipt = await self._connector.deliver(delivery)
         except BusError as exc:
+            self._judge(exc)
             await self._fail(message, event, received_at, attempt, exc)
             return
         except Exception as exc:  # a connector bug: retried like a transient fault, then parked
             log.exception("connector %s raised an unclassified error", self.connector_id)
             wrapped = PartnerUnavailable(f"connector error: {exc!r}", fault_code="CONNECTOR_BUG")
+            self._judge(wrapped)
             await self._fail(message, event, received_at, attempt, wrapped)
             return
+        self.circuit.record_success()
 
         outcome = await self._commit.submit(self._record(event, received_at, attempt, receipt))
         self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
+        self._acks.ack(message)
+
+    def _judge(self, error: BusError) -> None:
+        """Feed a failed call to the circuit breaker; pause consuming when it opens."""
+        if not error.transient:
+            self.circuit.record_success()  # the partner is up: it answered, if with a refusal
+            return
+        self.circuit.record_failure()
+        if self.circuit.state is CircuitState.OPEN:
+            self._pause()
+
+    def _pause(self) -> None:
+        """Stop taking messages while the circuit is open; they wait in the queue unspent."""
+        if self._paused or self._queue is None or self._consumer_tag is None:
+            return
+        self._paused = True
+        tag, self._consumer_tag = self._consumer_tag, None
+        log.warning(
+            "%s: partner failing, circuit open; pausing %.0fs before a probe",
+            self.connector_id,
+            self.circuit.retry_in,
+        )
+        self._background(self._queue.cancel(tag))
+        self._resume_handle = asyncio.get_running_loop().call_later(
+            self.circuit.retry_in, lambda: self._background(self._resume())
+        )
+
+    async def _resume(self) -> None:
+        if self._queue is None or self._stopping:
+            return
+        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        self._paused = False
+        log.info("%s: consuming again; the next call probes the partner", self.connector_id)
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _defer(self, message: AbstractIncomingMessage, event: EventEnvelope) -> None:
+        """The circuit is open: send the message back through a retry tier, attempt unspent."""
+        tiers = sorted(self._runtime.retry_tiers)
+        wait = self.circuit.retry_in
+        delay = next((t for t in tiers if t >= wait), tiers[-1])
+        await self._runtime.broker.publish(
+            OutgoingMessage(
+                exchange=self._runtime.names.retry(delay),
+                routing_key=self.queue_name,
+                body=message.body,
+                message_id=event.id,
+                correlation_id=event.correlationid,
+                content_type=message.content_type or "application/cloudevents+json",
+                headers=dict(message.headers or {}),
+            )
+        )
+        self.counts["deferred"] += 1
         self._acks.ack(message)
 
     def _hop(
@@ -257,7 +336,7 @@ class ConnectorWorker:
         attempt: int,
         error: BusError,
     ) -> None:
-        delays = self._settings.retry_delays
+        delays = self._registered.config.retry.delays or self._settings.retry_delays
         retry = error.transient and attempt <= len(delays)
         outcome = "retry" if retry else "parked"
         await self._commit.submit(
