@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from bus.errors import InvalidMessage
+from bus.routing import status_key
 from contracts import (
     DOSSIER_DATASCHEMA,
     EVENT_DOSSIER_STATUS_CHANGED,
@@ -78,15 +79,25 @@ def dossier_json(dossier: Dossier) -> dict[str, Any]:
 def status_changed(
     change: StatusChange,
     *,
-    cause: EventEnvelope,
+    cause: EventEnvelope | None = None,
     sequence: int,
+    correlation_id: str | None = None,
     event_id: str | None = None,
     mapping: str | None = None,
 ) -> EventEnvelope:
     """The ``dossier.status_changed`` event emitted on behalf of the agency that acted.
 
-    ``mapping`` names the mapping (partner/version/message) that read the partner's answer.
+    ``cause`` is the bus event the partner acted on. A change the bus pulled from a partner has
+    no causing event: it names its dossier's linkage run with ``correlation_id`` instead (the id
+    of the event that accepted the dossier) and starts a new trace. ``mapping`` names the
+    mapping (partner/version/message) that read the partner's answer.
     """
+    if cause is not None:
+        correlation_id, causation_id, traceparent = cause.correlationid, cause.id, cause.traceparent
+    elif correlation_id is not None:
+        causation_id, traceparent = None, None
+    else:
+        raise ValueError("a status event needs its cause or the correlation id of its dossier")
     return EventEnvelope(
         id=event_id or new_event_id(),
         source=change.agency,
@@ -94,13 +105,44 @@ def status_changed(
         subject=change.dossier_code,
         time=change.changed_at,
         dataschema=STATUS_CHANGE_DATASCHEMA,
-        correlationid=cause.correlationid,
-        causationid=cause.id,
+        correlationid=correlation_id,
+        causationid=causation_id,
         dossierseq=sequence,
         mappingid=mapping,
-        traceparent=child_traceparent(cause.traceparent),
+        traceparent=child_traceparent(traceparent),
         data=change.model_dump(mode="json", exclude_none=True),
     )
+
+
+def status_outbox_row(
+    change: StatusChange,
+    *,
+    sequence: int,
+    receiving_agency: str,
+    exchange: str,
+    cause: EventEnvelope | None = None,
+    correlation_id: str | None = None,
+    mapping: str | None = None,
+) -> dict[str, Any]:
+    """The outbox row announcing ``change``, the ``sequence``-th event of its dossier.
+
+    Shared by everything that moves a dossier (connector workers, pollers), so every status
+    event has the same routing key and delivery options.
+    """
+    event = status_changed(
+        change, cause=cause, sequence=sequence, correlation_id=correlation_id, mapping=mapping
+    )
+    return {
+        "event_id": event.id,
+        "dossier_code": change.dossier_code,
+        "exchange": exchange,
+        "routing_key": status_key(change.status, receiving_agency),
+        # Status events are offered to whoever subscribes; having no subscriber is normal.
+        "mandatory": False,
+        "payload": encode(event),
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
 
 
 _ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)

@@ -22,8 +22,10 @@ import httpx
 import uvicorn
 
 from bus.api.app import create_app
+from bus.poller import run_pollers
 from bus.runtime import Runtime
 from bus.settings import Settings
+from bus.webhooks import WebhookDispatcher
 from bus.worker import run_workers
 
 log = logging.getLogger(__name__)
@@ -42,18 +44,26 @@ def serve_api(settings: Settings) -> None:
 
 
 async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -> None:
-    """Run connector workers (and this process's outbox relay) until SIGINT/SIGTERM."""
+    """Run connector workers, pollers and this process's outbox relay until SIGINT/SIGTERM."""
     runtime = await Runtime.open(settings, name="bus-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    workers = await run_workers(runtime, connector_ids or settings.connectors)
-    log.info("worker ready: %s", ", ".join(w.connector_id for w in workers))
+    ids = connector_ids or settings.connectors
+    workers = await run_workers(runtime, ids)
+    pollers = await run_pollers(runtime, ids)
+    webhooks = WebhookDispatcher(runtime)
+    await webhooks.start()
+    served = [w.connector_id for w in workers] + [p.connector_id for p in pollers]
+    log.info("worker ready: %s", ", ".join(served))
     print("worker ready", flush=True)  # readiness line read by supervisors and tests
     try:
         await stop.wait()
     finally:
+        await webhooks.stop()
+        for poller in pollers:
+            await poller.stop()
         for worker in workers:
             await worker.stop()
         await runtime.close()

@@ -89,6 +89,40 @@ class Settings(BaseSettings):
         default=32, ge=2, le=512, description="Deepest JSON nesting accepted in a request."
     )
 
+    # --- events for consumers: webhooks and Server-Sent Events -------------------------------
+    webhook_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="POSTs of one event to one webhook subscription before it counts as a failed "
+        "event; retries wait in the `BUS_RETRY_DELAYS` tiers (the last tier repeats).",
+    )
+    webhook_disable_after: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Consecutive failed events after which a webhook subscription is disabled.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer one POST."
+    )
+    webhook_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the webhook dispatcher reloads subscriptions: a new one gets "
+        "events within this time; a deleted or disabled one gets none after the change.",
+    )
+    webhook_log_retention_seconds: float = Field(
+        default=7 * 86_400.0,
+        ge=0,
+        description="Webhook delivery attempts (shown per subscription) are purged after this.",
+    )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between heartbeat comments on an idle Server-Sent Events stream.",
+    )
+
     # --- connectors ----------------------------------------------------------------------------
     connectors: tuple[str, ...] = Field(
         default=(),

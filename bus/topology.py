@@ -7,6 +7,8 @@ up with the same topology. Layout (``ns`` is ``BUS_NAMESPACE``)::
     ns.retry.<n>s (fanout) ──► ns.retry.<n>s (quorum, TTL n s) ──dead-letters via ""──► back
     ns.dead    (fanout) ──► ns.parking (quorum): retries exhausted, permanent failures,
                                                   delivery limit exceeded
+    ns.events  ──dossier.status.# and the connectors' bindings──►  ns.webhooks  (quorum, DLX
+                                                  ns.dead): the webhook dispatcher's feed
 
 Quorum queues dead-letter *at most once* unless told otherwise: every queue that dead-letters is
 declared ``x-dead-letter-strategy: at-least-once`` with ``x-overflow: reject-publish`` (see
@@ -22,7 +24,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, ExchangeType
 from aiormq.abc import FieldTable
 
-from bus.routing import procedure_bindings
+from bus.routing import STATUS_PREFIX, procedure_bindings
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,11 @@ class Names:
     def parking(self) -> str:
         """The parking queue, where failed messages wait with their reason for a replay."""
         return f"{self.namespace}.parking"
+
+    @property
+    def webhooks(self) -> str:
+        """The queue the webhook dispatcher consumes: every event, to match subscriptions."""
+        return f"{self.namespace}.webhooks"
 
     def connector_queue(self, connector_id: str) -> str:
         """The work queue of one connector."""
@@ -108,6 +115,7 @@ async def declare_topology(
         )
         await tier_queue.bind(tier_exchange, routing_key="#")
 
+    routes = list(routes)
     for route in routes:
         queue = await channel.declare_queue(
             names.connector_queue(route.connector_id),
@@ -121,6 +129,28 @@ async def declare_topology(
                 await queue.bind(events, routing_key=key)
         for pattern in route.subscriptions:
             await queue.bind(events, routing_key=pattern)
+    await _declare_webhooks_queue(channel, names, routes=routes, delivery_limit=delivery_limit)
+
+
+async def _declare_webhooks_queue(
+    channel: AbstractChannel, names: Names, *, routes: list[ConnectorRoute], delivery_limit: int
+) -> None:
+    """The webhook dispatcher's feed: every status event and whatever the connectors take.
+
+    Not simply ``dossier.#``: that would make every submitted event routable, so a procedure no
+    connector serves would no longer fail the relay's mandatory publish.
+    """
+    queue = await channel.declare_queue(
+        names.webhooks,
+        durable=True,
+        arguments=_quorum(**_dead_lettering(names.dead), **{"x-delivery-limit": delivery_limit}),
+    )
+    keys = {f"{STATUS_PREFIX}.#"}
+    for route in routes:
+        keys.update(key for procedure in route.procedures for key in procedure_bindings(procedure))
+        keys.update(route.subscriptions)
+    for key in sorted(keys):
+        await queue.bind(names.events, routing_key=key)
 
 
 async def delete_topology(
@@ -131,7 +161,7 @@ async def delete_topology(
     retry_delays: Iterable[float],
 ) -> None:
     """Remove a namespace's exchanges and queues (tests and ``bus reset``), even if not empty."""
-    queue_names = [names.parking, *(names.retry(d) for d in retry_delays)]
+    queue_names = [names.parking, names.webhooks, *(names.retry(d) for d in retry_delays)]
     queue_names += [names.connector_queue(c) for c in connector_ids]
     for name in queue_names:
         # Quorum queues refuse if_unused=True with 540 NOT_IMPLEMENTED, closing the channel.

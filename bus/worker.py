@@ -25,7 +25,6 @@ from bus.circuit import CircuitBreaker, CircuitState
 from bus.connector import Connector, Delivery, DeliveryReceipt
 from bus.errors import BusError, InvalidMessage, PartnerUnavailable
 from bus.registry import RegisteredConnector
-from bus.routing import status_key
 from bus.runtime import Runtime
 from bus.store.deliveries import (
     DeliveryRecord,
@@ -145,23 +144,14 @@ class ConnectorWorker:
             note=record.note,
             partner_reference=record.partner_reference,
         )
-        event = events.status_changed(
+        return events.status_outbox_row(
             change,
-            cause=record.cause,
             sequence=transition.sequence,
+            receiving_agency=transition.receiving_agency,
+            exchange=self._runtime.names.events,
+            cause=record.cause,
             mapping=record.hop_row.get("mapping_version"),
         )
-        return {
-            "event_id": event.id,
-            "dossier_code": transition.dossier_code,
-            "exchange": self._runtime.names.events,
-            "routing_key": status_key(transition.status, transition.receiving_agency),
-            # Status events are offered to whoever subscribes; having no subscriber is normal.
-            "mandatory": False,
-            "payload": events.encode(event),
-            "created_at": datetime.now(UTC),
-            "attempts": 0,
-        }
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         self._in_flight += 1
@@ -410,9 +400,14 @@ class ConnectorWorker:
 
 
 async def run_workers(runtime: Runtime, connector_ids: Sequence[str] = ()) -> list[ConnectorWorker]:
-    """Start one worker per connector (all registered ones when ``connector_ids`` is empty)."""
+    """Start one worker per connector (all registered ones when ``connector_ids`` is empty).
+
+    Connectors of kind ``poller`` have no queue to consume: :func:`bus.poller.run_pollers`
+    runs them.
+    """
     ids = list(connector_ids) or runtime.registry.ids
-    workers = [ConnectorWorker(runtime, runtime.registry.get(cid)) for cid in ids]
+    registered = [runtime.registry.get(cid) for cid in ids]
+    workers = [ConnectorWorker(runtime, r) for r in registered if r.config.kind != "poller"]
     for worker in workers:
         await worker.start()
     return workers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -77,16 +78,26 @@ def make_settings(namespace: str, database_url: str, **overrides: object) -> Set
 @pytest.fixture
 async def broker_cleanup(namespace: str) -> AsyncIterator[list[str]]:
     """Deletes every queue and exchange of the test's namespace afterwards; yields the
-    list to which a test may add the connector ids it declared."""
-    connector_ids: list[str] = ["civil_status"]
+    list to which a test may add further connector ids it declared.
+
+    Every registered connector's queue is deleted, not only the one a test uses: each leaked
+    quorum queue is a Raft group the broker keeps running, and a few hundred of them slow a
+    small broker until it stops answering new connections.
+    """
+    from bus.registry import ConnectorRegistry
+
+    connector_ids: list[str] = list(ConnectorRegistry.discover().ids)
     yield connector_ids
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await asyncio.wait_for(aio_pika.connect(AMQP_URL), 30)
     try:
         from bus.topology import delete_topology
 
         channel = await connection.channel()
         await delete_topology(
-            channel, Names(namespace), connector_ids=connector_ids, retry_delays=FAST_RETRIES
+            channel,
+            Names(namespace),
+            connector_ids=sorted(set(connector_ids)),
+            retry_delays=FAST_RETRIES,
         )
     finally:
         await connection.close()

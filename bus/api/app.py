@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bus.api import dossiers
+from bus.api import dossiers, events_stream, subscriptions
 from bus.api.problems import Problem, problem_handler, request_validation_handler
 from bus.errors import BusError
 from bus.ingest import IngestService
@@ -60,6 +60,8 @@ def create_app(
     app.add_exception_handler(SQLAlchemyError, _unavailable)
     app.add_exception_handler(BusError, _unavailable)
     app.include_router(dossiers.router)
+    app.include_router(subscriptions.router)
+    app.include_router(events_stream.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -3,17 +3,19 @@
 The effect of a delivery (the dossier's new status and the event announcing it) is committed in
 the same transaction as the processed-message record, so a message redelivered after a crash
 finds its id already there and changes nothing: at-least-once delivery, exactly-once effect.
+The building blocks (claiming message ids, locking and moving dossiers) are shared with the
+poller's records (:mod:`bus.store.polls`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.database import insert_ignoring_duplicates, write_transaction
 from bus.store.schema import dossiers, hops, outbox, processed_messages
@@ -50,6 +52,31 @@ class StatusTransition:
     previous_status: DossierStatus
     status: DossierStatus
     sequence: int
+    #: The id of the event that accepted the dossier: it names the dossier's linkage run.
+    accepted_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DossierState:
+    """A dossier's current state, as read under its row lock."""
+
+    status: DossierStatus
+    sequence: int
+    receiving_agency: str
+    accepted_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMove:
+    """One dossier moved to a new status with its next sequence number."""
+
+    dossier_code: str
+    status: DossierStatus
+    sequence: int
+    updated_at: datetime
+    partner_reference: str | None = None
+    #: When the dossier finished, if this status finishes it (kept when already set).
+    finished_at: datetime | None = None
 
 
 #: Builds the outbox row announcing a transition (kept outside the store: it knows events).
@@ -77,23 +104,13 @@ async def commit_deliveries(
 ) -> list[Outcome]:
     """Commit a batch of delivery records; says per record whether its effect was applied."""
     now = datetime.now(UTC)
-    dialect = engine.dialect.name
     async with write_transaction(engine) as connection:
         succeeded = [r for r in records if r.new_status is not None]
-        claimed: set[tuple[str, str]] = set()
-        if succeeded:
-            # A message id recorded by a concurrent copy of the same message is not inserted
-            # again, and only the copy that inserted it applies its effect.
-            inserted = await connection.execute(
-                insert_ignoring_duplicates(processed_messages, dialect).returning(
-                    processed_messages.c.consumer, processed_messages.c.message_id
-                ),
-                [
-                    {"consumer": r.consumer, "message_id": r.message_id, "processed_at": now}
-                    for r in succeeded
-                ],
-            )
-            claimed = {(row[0], row[1]) for row in inserted}
+        # A message id recorded by a concurrent copy of the same message is not inserted
+        # again, and only the copy that inserted it applies its effect.
+        claimed = await claim_message_ids(
+            connection, [(r.consumer, r.message_id) for r in succeeded], now
+        )
 
         outcomes: list[Outcome] = []
         winners: list[DeliveryRecord] = []
@@ -125,65 +142,125 @@ def _hop_outcome(record: DeliveryRecord, outcome: Outcome) -> str:
     return "delivered" if outcome == "applied" else "duplicate"
 
 
+async def claim_message_ids(
+    connection: AsyncConnection, ids: Sequence[tuple[str, str]], now: datetime
+) -> set[tuple[str, str]]:
+    """Record ``(consumer, message id)`` pairs as processed; returns those this call inserted.
+
+    A pair already recorded (by an earlier or a concurrent transaction) is not inserted again,
+    so only the one transaction that inserted it may apply the message's effect.
+    """
+    if not ids:
+        return set()
+    inserted = await connection.execute(
+        insert_ignoring_duplicates(processed_messages, connection.dialect.name).returning(
+            processed_messages.c.consumer, processed_messages.c.message_id
+        ),
+        [
+            {"consumer": consumer, "message_id": message_id, "processed_at": now}
+            for consumer, message_id in ids
+        ],
+    )
+    return {(row[0], row[1]) for row in inserted}
+
+
+async def lock_dossiers(
+    connection: AsyncConnection, codes: Collection[str]
+) -> dict[str, DossierState]:
+    """The current state of the dossiers this store knows among ``codes``, locked for update."""
+    if not codes:
+        return {}
+    lookup = sa.select(
+        dossiers.c.code,
+        dossiers.c.status,
+        dossiers.c.sequence,
+        dossiers.c.receiving_agency,
+        dossiers.c.accepted_event_id,
+    ).where(dossiers.c.code.in_(set(codes)))
+    if connection.dialect.name == "postgresql":
+        # Serialise concurrent writers on the same dossier (SQLite's write lock already does).
+        lookup = lookup.with_for_update()
+    return {
+        row.code: DossierState(
+            DossierStatus(row.status), row.sequence, row.receiving_agency, row.accepted_event_id
+        )
+        for row in (await connection.execute(lookup)).all()
+    }
+
+
+async def move_dossiers(connection: AsyncConnection, moves: Sequence[StatusMove]) -> None:
+    """Write the dossiers' new status and sequence; a stale move never overwrites a newer one."""
+    if not moves:
+        return
+    finished_type = dossiers.c.finished_at.type
+    await connection.execute(
+        sa.update(dossiers)
+        .where(
+            dossiers.c.code == sa.bindparam("row_code"),
+            dossiers.c.sequence < sa.bindparam("new_sequence"),
+        )
+        .values(
+            status=sa.bindparam("new_status"),
+            sequence=sa.bindparam("new_sequence"),
+            partner_reference=sa.func.coalesce(
+                sa.bindparam("new_reference", type_=sa.String()), dossiers.c.partner_reference
+            ),
+            finished_at=sa.func.coalesce(
+                dossiers.c.finished_at, sa.bindparam("new_finished_at", type_=finished_type)
+            ),
+            updated_at=sa.bindparam("new_updated_at", type_=finished_type),
+        ),
+        [
+            {
+                "row_code": move.dossier_code,
+                "new_status": int(move.status),
+                "new_sequence": move.sequence,
+                "new_reference": move.partner_reference,
+                "new_finished_at": move.finished_at,
+                "new_updated_at": move.updated_at,
+            }
+            for move in moves
+        ],
+    )
+
+
 async def _apply_status(
-    connection: Any, records: Sequence[DeliveryRecord], now: datetime
+    connection: AsyncConnection, records: Sequence[DeliveryRecord], now: datetime
 ) -> list[tuple[DeliveryRecord, StatusTransition]]:
     """Move each dossier to its new status with the next sequence number."""
     if not records:
         return []
-    lookup = sa.select(
-        dossiers.c.code, dossiers.c.status, dossiers.c.sequence, dossiers.c.receiving_agency
-    ).where(dossiers.c.code.in_({r.dossier_code for r in records}))
-    if connection.dialect.name == "postgresql":
-        # Serialise concurrent workers on the same dossier (SQLite's write lock already does).
-        lookup = lookup.with_for_update()
-    state = {row.code: row for row in (await connection.execute(lookup)).all()}
-
-    current: dict[str, tuple[DossierStatus, int, str]] = {
-        code: (DossierStatus(row.status), row.sequence, row.receiving_agency)
-        for code, row in state.items()
-    }
+    current = await lock_dossiers(connection, {r.dossier_code for r in records})
     transitions: list[tuple[DeliveryRecord, StatusTransition]] = []
-    updates: list[dict[str, Any]] = []
+    moves: list[StatusMove] = []
     for record in records:
-        if record.dossier_code not in current or record.new_status is None:
+        state = current.get(record.dossier_code)
+        if state is None or record.new_status is None:
             continue  # a dossier unknown to this store: evidence only, no state to move
-        previous, sequence, agency = current[record.dossier_code]
-        transition = StatusTransition(
-            record.dossier_code, agency, previous, record.new_status, sequence + 1
-        )
-        current[record.dossier_code] = (record.new_status, sequence + 1, agency)
-        transitions.append((record, transition))
-        updates.append(
-            {
-                "row_code": record.dossier_code,
-                "new_status": int(record.new_status),
-                "new_sequence": sequence + 1,
-                "new_reference": record.partner_reference,
-                "new_finished_at": now if record.new_status in FINISHED_STATUSES else None,
-                "new_updated_at": now,
-            }
-        )
-    if updates:
-        finished_type = dossiers.c.finished_at.type
-        await connection.execute(
-            sa.update(dossiers)
-            .where(
-                dossiers.c.code == sa.bindparam("row_code"),
-                # A stale write never overwrites a newer state.
-                dossiers.c.sequence < sa.bindparam("new_sequence"),
+        sequence = state.sequence + 1
+        transitions.append(
+            (
+                record,
+                StatusTransition(
+                    record.dossier_code,
+                    state.receiving_agency,
+                    state.status,
+                    record.new_status,
+                    sequence,
+                    state.accepted_event_id,
+                ),
             )
-            .values(
-                status=sa.bindparam("new_status"),
-                sequence=sa.bindparam("new_sequence"),
-                partner_reference=sa.func.coalesce(
-                    sa.bindparam("new_reference", type_=sa.String()), dossiers.c.partner_reference
-                ),
-                finished_at=sa.func.coalesce(
-                    dossiers.c.finished_at, sa.bindparam("new_finished_at", type_=finished_type)
-                ),
-                updated_at=sa.bindparam("new_updated_at", type_=finished_type),
-            ),
-            updates,
         )
+        current[record.dossier_code] = replace(state, status=record.new_status, sequence=sequence)
+        moves.append(
+            StatusMove(
+                record.dossier_code,
+                record.new_status,
+                sequence,
+                updated_at=now,
+                partner_reference=record.partner_reference,
+                finished_at=now if record.new_status in FINISHED_STATUSES else None,
+            )
+        )
+    await move_dossiers(connection, moves)
     return transitions

@@ -126,3 +126,56 @@ processed_messages = sa.Table(
     sa.Column("message_id", sa.String(64), primary_key=True),
     sa.Column("processed_at", UtcDateTime, nullable=False),
 )
+
+poll_cursors = sa.Table(
+    "poll_cursors",
+    metadata,
+    sa.Column("connector_id", sa.String(64), primary_key=True),
+    sa.Column(
+        "cursor", sa.Text, nullable=True, comment="The partner's paging position in the window"
+    ),
+    sa.Column(
+        "watermark",
+        UtcDateTime,
+        nullable=False,
+        comment="Start of the window being read: all before it is applied and acknowledged",
+    ),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False, comment="Where events are POSTed"),
+    sa.Column("routing_keys", Json, nullable=False, comment="AMQP topic patterns"),
+    sa.Column("description", sa.String(500), nullable=True),
+    # Kept readable, not hashed: the bus signs every delivery with it (HMAC needs the key).
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, comment="Failed events in a row"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_delivered_at", UtcDateTime, nullable=True),
+    sa.Column("disabled_at", UtcDateTime, nullable=True),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.String(36), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False, index=True),
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("attempt", sa.SmallInteger, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="delivered, retry, failed"),
+    sa.Column("status_code", sa.SmallInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("attempted_at", UtcDateTime, nullable=False, index=True),
+)
+sa.Index(
+    "ix_webhook_deliveries_subscription",
+    webhook_deliveries.c.subscription_id,
+    webhook_deliveries.c.id,
+)

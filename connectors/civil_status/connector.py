@@ -1,8 +1,11 @@
 """The civil-status connector: registers births in the Ministry of Justice's civil-status software.
 
-One call per delivery, ``POST /api/hotich/dangKyHoTich``, made idempotent by the dossier code
-(``maHoSo``) on the partner's side and by ``Idempotency-Key`` for gateways that honour it. The
-request and the answer are translated by the declarative mappings under ``mappings/civil_status/``.
+One SOAP call per delivery, ``dangKyHoTich`` of ``contracts/partners/civil_status/hotich.wsdl``,
+made through the generic SOAP kit (:mod:`bus.soap`), which also translates every SOAP, HTTP and
+XML failure into a bus error. The call is idempotent by the dossier code (``maHoSo``) on the
+partner's side; with ``[xroad]`` configured, the X-Road ``id`` header carries the delivery's
+message id and ``issue`` the dossier code. The arguments and the answer are translated by the
+declarative mappings under ``mappings/civil_status/``.
 """
 
 from __future__ import annotations
@@ -12,25 +15,23 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Final, cast
+from typing import Any, ClassVar, Final, cast
 
 import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import MappingCatalog, SpecError
+from bus.soap import SoapClient
 from connectors.civil_status.wire import (
     MalformedAnswer,
     PartnerAnswer,
     mask_identity_numbers,
-    partner_message,
     read_answer,
 )
-from contracts import VN_TZ, Dossier, StatusChange
+from contracts import Dossier, StatusChange
 
-__all__ = ["DEFAULT_MAPPING", "REGISTER_PATH", "CivilStatusConnector"]
-
-REGISTER_PATH: Final = "/api/hotich/dangKyHoTich"
+__all__ = ["DEFAULT_MAPPING", "CivilStatusConnector"]
 
 DEFAULT_MAPPING: Final = "civil_status/1.0"
 """The mappings used when ``connector.toml`` names none (partner/version under mappings/)."""
@@ -40,12 +41,9 @@ _ANSWER: Final = "registration-answer.in"
 
 _log = logging.getLogger(__name__)
 
-# 408 and 429 say "not now", not "never": the delivery is retried like a 5xx.
-_RETRYABLE_4XX: Final = frozenset({408, 429})
-
 
 class _PartnerRefusal(Exception):
-    """Internal: the partner answered ``trangThai`` 0 with HTTP 200."""
+    """Internal: the partner answered ``trangThai`` 0."""
 
     def __init__(self, answer: PartnerAnswer) -> None:
         super().__init__(answer.message or "refused without a reason")
@@ -74,18 +72,9 @@ class CivilStatusConnector:
         self._answer = catalog.get(f"{mapping}/{_ANSWER}")
         if self._answer.contract is not StatusChange:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
-        # One client per connector: its connection pool is sized to the deliveries in flight.
-        self._client = httpx.AsyncClient(
-            base_url=str(config.endpoint),
-            timeout=httpx.Timeout(config.timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=config.concurrency,
-                max_keepalive_connections=config.concurrency,
-            ),
-            transport=transport,
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
-        )
+        # One client per connector, shared by the deliveries in flight; partner text in its
+        # errors (fault strings, error pages) is masked like the answers' moTa.
+        self._soap = SoapClient(config, transport=transport, redact=mask_identity_numbers)
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
         """Register the dossier's birth; raise PartnerUnavailable or PartnerRejected on failure.
@@ -93,21 +82,13 @@ class CivilStatusConnector:
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
         dossier = delivery.dossier
-        content = self._encode_request(dossier)
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "Idempotency-Key": delivery.message_id,
-            "X-Road-Issue": dossier.code,
-        }
-        sent_at = datetime.now(VN_TZ)
-        with _translate_partner_errors(dossier.code):
-            response = await self._client.post(REGISTER_PATH, content=content, headers=headers)
-            answered_at = datetime.now(VN_TZ)
-            response.raise_for_status()
-            answer = read_answer(response.content)
+        arguments = self._encode_request(dossier)
+        reply = await self._soap.call(arguments, issue=dossier.code, message_id=delivery.message_id)
+        with _classify_answer(dossier.code):
+            answer = read_answer(reply.body)
             if answer.refused:
                 raise _PartnerRefusal(answer)
-            change = self._decode_answer(answer, dossier.code, answered_at)
+            change = self._decode_answer(answer, dossier.code, reply.answered_at)
         _log.info(
             "civil status answered dossier %s (message %s, attempt %d): trangThai %s%s",
             dossier.code,
@@ -121,21 +102,20 @@ class CivilStatusConnector:
             extra["already_registered"] = "true"
         return DeliveryReceipt(
             status=change.status,
-            sent_at=sent_at,
-            answered_at=answered_at,
+            sent_at=reply.sent_at,
+            answered_at=reply.answered_at,
             partner_reference=change.partner_reference,
             note=None if change.note is None else mask_identity_numbers(change.note),
-            request_size=len(content),
-            response_size=len(response.content),
+            request_size=reply.request_size,
+            response_size=reply.response_size,
             mapping_version=self._request.ref,
             extra=extra,
         )
 
-    def _encode_request(self, dossier: Dossier) -> bytes:
-        """The ``dangKyHoTich`` body; a form the mapping cannot translate is FORM_INVALID."""
+    def _encode_request(self, dossier: Dossier) -> dict[str, Any]:
+        """The ``dangKyHoTich`` arguments; a form the mapping cannot translate is FORM_INVALID."""
         try:
-            body = self._request.apply(dossier.model_dump(mode="json"))
-            return self._request.encode_partner(body)
+            return self._request.apply(dossier.model_dump(mode="json"))
         except MappingError as exc:
             # Raised afresh, without the engine's error attached: an XSD message quotes the value
             # it refused, and a mistyped identity number must not reach a log whole.
@@ -163,36 +143,15 @@ class CivilStatusConnector:
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
-        await self._client.aclose()
+        await self._soap.aclose()
 
 
 @contextlib.contextmanager
-def _translate_partner_errors(dossier_code: str) -> Iterator[None]:
-    """The one place where httpx errors and bad answers become bus errors."""
+def _classify_answer(dossier_code: str) -> Iterator[None]:
+    """What the partner said, once the SOAP exchange itself succeeded: a refusal or nonsense."""
     where = f"civil status, dossier {dossier_code}"
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise PartnerUnavailable(
-            f"{where}: no answer in time ({type(exc).__name__})", fault_code="PARTNER_TIMEOUT"
-        ) from exc
-    except (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        raise PartnerUnavailable(
-            f"{where}: connection failed ({type(exc).__name__}: {exc})",
-            fault_code="PARTNER_UNREACHABLE",
-        ) from exc
-    except httpx.TransportError as exc:
-        # The rest (proxy errors, unsupported scheme) also stop this attempt, not the dossier.
-        raise PartnerUnavailable(
-            f"{where}: transport failed ({type(exc).__name__}: {exc})",
-            fault_code="PARTNER_UNREACHABLE",
-        ) from exc
-    except httpx.HTTPStatusError as exc:
-        code = exc.response.status_code
-        message = f"{where}: HTTP {code}: {partner_message(exc.response.content)}"
-        if 400 <= code < 500 and code not in _RETRYABLE_4XX:
-            raise PartnerRejected(message, fault_code=f"HTTP_{code}") from exc
-        raise PartnerUnavailable(message, fault_code=f"HTTP_{code}") from exc
     except (MalformedAnswer, MappingError) as exc:
         # An answer outside the protocol (an unknown trangThai, another dossier's answer) is
         # the partner's fault and may pass: retried, then parked.

@@ -1,7 +1,10 @@
 """A stand-in for the Ministry of Justice's civil-status software, for tests and demos.
 
-It speaks the partner's protocol (``dangKyHoTich``, ``traTrangThaiHoSo``, ``dsHoSoDangKy``),
-registers each dossier at most once, and can be made slow, flaky or hostile through ``/_sim/``::
+It speaks the partner's protocol: the SOAP service of ``contracts/partners/civil_status/
+hotich.wsdl`` at ``POST /hotich`` (``dangKyHoTich``, ``traTrangThaiHoSo``; SOAP 1.1 or 1.2,
+answered in the request's version; the WSDL at ``GET /hotich?wsdl``), plus the REST change feed
+``dsHoSoDangKy``. It registers each dossier at most once, reads every request with the hardened
+parser, and can be made slow, flaky or hostile through ``/_sim/``::
 
     python -m connectors.civil_status.simulator --host 127.0.0.1 --port 8101
     curl -X POST localhost:8101/_sim/faults -d '{"error_rate": 0.3}'
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import re
 import threading
@@ -20,12 +22,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
+import contracts
+from bus.testing import (
+    SoapRequest,
+    SoapRequestError,
+    read_soap_request,
+    soap_answer,
+    soap_fault,
+    soap_media_type,
+)
 from bus.xmlsafe import UnsafeXml, parse_xml
 from contracts import VN_TZ
 
@@ -33,6 +46,18 @@ __all__ = ["Registration", "SimulatorFaults", "SimulatorState", "create_simulato
 
 MAX_REQUEST_BYTES: Final = 2_000_000
 """Requests larger than this are refused with HTTP 413, before they are parsed."""
+
+SOAP_PATH: Final = "/hotich"
+"""Where the SOAP service answers (POST) and serves its WSDL (GET ?wsdl)."""
+
+NAMESPACE: Final = "urn:vn:moj:hotich:1.0"
+"""Target namespace of the WSDL's operations and answers."""
+
+WSDL_PATH: Final = (
+    Path(contracts.__file__).resolve().parent / "partners" / "civil_status" / "hotich.wsdl"
+)
+
+SoapVersion = Literal["1.1", "1.2"]
 
 _MODULE_BIRTH: Final = "KS"
 _REGISTERED: Final = 4
@@ -42,6 +67,13 @@ _SIGNING_OFFICER: Final = "Phạm Thị Hạnh"
 _AGENCY_RE: Final = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
 _CCCD_RE: Final = re.compile(r"\d{12}", re.ASCII)
 _DISCONNECT_POLL_SECONDS: Final = 0.05
+# The answer's elements in the order of the WSDL's KetQuaHoSo sequence.
+_ANSWER_FIELDS: Final = ("trangThai", "maHoSo", "soDangKy", "ngayDangKy", "moTa", "daTonTai")
+_ADDRESS_TAGS: Final = (
+    "{http://schemas.xmlsoap.org/wsdl/soap/}address",
+    "{http://schemas.xmlsoap.org/wsdl/soap12/}address",
+)
+_GARBAGE: Final = "<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>"
 
 
 class SimulatorFaults(BaseModel):
@@ -51,10 +83,16 @@ class SimulatorFaults(BaseModel):
 
     latency_ms: int = Field(default=0, ge=0, le=600_000, description="Delay before answering")
     error_rate: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Share of calls answered HTTP 503, unapplied"
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of calls answered with a soap:Server fault (HTTP 500), unapplied",
     )
     reject_all: bool = Field(default=False, description="Answer trangThai 0 with HTTP 200")
-    malformed: bool = Field(default=False, description="Answer HTTP 200 with non-JSON garbage")
+    malformed: bool = Field(default=False, description="Answer HTTP 200 with an HTML error page")
+    client_fault: bool = Field(
+        default=False, description="Answer a soap:Client fault (1.2: Sender), unapplied"
+    )
     hang: bool = Field(
         default=False, description="Answer nothing until the client gives up (or hang_seconds)"
     )
@@ -64,7 +102,7 @@ class SimulatorFaults(BaseModel):
     failing_dossiers: frozenset[str] = Field(
         default=frozenset(),
         max_length=10_000,
-        description="Dossier codes always answered HTTP 503: a record the partner chokes on",
+        description="Dossier codes always answered HTTP 503, unapplied: a record it chokes on",
     )
 
 
@@ -119,7 +157,7 @@ class SimulatorState:
         self._random = random.Random(self.seed)
 
     def count_request(self) -> None:
-        """Count one ``dangKyHoTich`` call, whatever its outcome."""
+        """Count one call of the SOAP service, whatever its outcome."""
         with self._lock:
             self.requests += 1
 
@@ -202,12 +240,35 @@ class SimulatorState:
 
 
 class _Refusal(Exception):
-    """Internal: the request is refused with ``trangThai`` 0 and the given HTTP status."""
+    """Internal: the request is refused with a soap:Client (1.2: Sender) fault."""
 
-    def __init__(self, message: str, status_code: int = 400) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.status_code = status_code
+
+
+def _answer_element(body: dict[str, Any], operation: str) -> etree._Element:
+    """``<dangKyHoTichResponse>`` (or ``traTrangThaiHoSoResponse``) with the answer's fields."""
+    element = etree.Element(f"{{{NAMESPACE}}}{operation}Response", nsmap={"ht": NAMESPACE})
+    for name in _ANSWER_FIELDS:  # the WSDL's sequence: order matters to a strict reader
+        value = body.get(name)
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        etree.SubElement(element, f"{{{NAMESPACE}}}{name}").text = text
+    return element
+
+
+def _soap(version: SoapVersion, body: dict[str, Any], operation: str) -> Response:
+    return Response(
+        soap_answer(version, _answer_element(body, operation)),
+        media_type=soap_media_type(version),
+    )
+
+
+def _fault(version: SoapVersion, reason: str, *, sender: bool) -> Response:
+    content, status_code = soap_fault(version, sender=sender, reason=reason)
+    return Response(content, status_code=status_code, media_type=soap_media_type(version))
 
 
 def _refusal(message: str, status_code: int, dossier_code: str | None = None) -> JSONResponse:
@@ -232,18 +293,13 @@ async def _suffer_delays(request: Request, faults: SimulatorFaults) -> bool:
     return False
 
 
-def _read_register_request(raw: bytes) -> dict[str, str]:
-    try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _Refusal(f"Dữ liệu gửi lên không phải JSON hợp lệ: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise _Refusal("Dữ liệu gửi lên phải là một đối tượng JSON")
+def _read_register_request(call: SoapRequest) -> dict[str, str]:
+    """The ``dangKyHoTich`` elements, checked as the register checks them."""
     fields: dict[str, str] = {}
     for name in ("maDonVi", "module", "maHoSo", "ngayTiepNhan", "data"):
-        value = payload.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise _Refusal(f"Thiếu trường bắt buộc hoặc sai kiểu: {name}")
+        value = call.field(name)
+        if value is None or not value.strip():
+            raise _Refusal(f"Thiếu trường bắt buộc: {name}")
         fields[name] = value.strip() if name != "data" else value
     if _AGENCY_RE.fullmatch(fields["maDonVi"]) is None:
         raise _Refusal(f"Mã đơn vị không hợp lệ: {fields['maDonVi']}")
@@ -284,53 +340,54 @@ def _read_birth_record(data: str) -> str:
     return (root.findtext("treEm/hoTen") or "").strip()
 
 
+def _wsdl_for(base_url: str) -> bytes:
+    """The partner's WSDL with every soap:address pointing at this simulator."""
+    root = parse_xml(WSDL_PATH.read_bytes())
+    for address in root.iter(*_ADDRESS_TAGS):
+        address.set("location", f"{base_url.rstrip('/')}{SOAP_PATH}")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+
+
 def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
     """A FastAPI app that behaves like the civil-status software; ``app.state.simulator``."""
     sim = state if state is not None else SimulatorState()
     app = FastAPI(
         title="Civil-status software simulator (phần mềm hộ tịch)",
-        description="A stand-in for the Ministry of Justice's civil-status software.",
+        description="A stand-in for the Ministry of Justice's civil-status software (SOAP).",
     )
     app.state.simulator = sim
 
-    async def partner_faults(request: Request) -> Response | None:
-        """The sick-partner answer this call gets, if the switches say so."""
+    async def sick_answer(request: Request, version: SoapVersion) -> Response | None:
+        """The sick-partner answer this SOAP call gets, if the switches say so."""
         faults = sim.current_faults()
         if not await _suffer_delays(request, faults):
-            return _refusal("Hết thời gian xử lý", 504)
+            return Response(status_code=504)
         if faults.error_rate and sim.draw_error(faults.error_rate):
-            return _refusal("Hệ thống đang bận, vui lòng thử lại sau", 503)
+            return _fault(version, "Hệ thống đang bận, vui lòng thử lại sau", sender=False)
         if faults.malformed:
-            return Response(
-                "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
-                media_type="text/html",
-            )
+            # nginx's own error page: <hr> is never closed, so it is not even XML.
+            return Response(_GARBAGE, media_type="text/html")
+        if faults.client_fault:
+            return _fault(version, "Yêu cầu không hợp lệ", sender=True)
         return None
 
-    @app.post("/api/hotich/dangKyHoTich", tags=["hộ tịch"])
-    async def register(request: Request) -> Response:
+    def register(call: SoapRequest) -> Response:
         """dangKyHoTich: register a dossier; a repeated maHoSo gets the first answer back."""
-        sim.count_request()
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-            return _refusal("Dữ liệu gửi lên quá lớn", 413)
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            return _refusal("Dữ liệu gửi lên quá lớn", 413)
-        sick = await partner_faults(request)
-        if sick is not None:
-            return sick
         try:
-            fields = _read_register_request(raw)
+            fields = _read_register_request(call)
             child = _read_birth_record(fields["data"])
         except _Refusal as refusal:
-            return _refusal(refusal.message, refusal.status_code)
-        if fields["maHoSo"] in sim.current_faults().failing_dossiers:
-            return _refusal("Lỗi xử lý hồ sơ, vui lòng thử lại sau", 503)
-        if sim.current_faults().reject_all:
-            return JSONResponse(
-                {"trangThai": 0, "maHoSo": fields["maHoSo"], "moTa": "Hồ sơ bị từ chối"}
+            return _fault(call.version, refusal.message, sender=True)
+        faults = sim.current_faults()
+        if fields["maHoSo"] in faults.failing_dossiers:
+            # A record the service chokes on, behind a gateway that answers for it.
+            content, _ = soap_fault(
+                call.version, sender=False, reason="Lỗi xử lý hồ sơ, vui lòng thử lại sau"
             )
+            return Response(content, status_code=503, media_type=soap_media_type(call.version))
+        if faults.reject_all:
+            refused = {"trangThai": 0, "maHoSo": fields["maHoSo"], "moTa": "Hồ sơ bị từ chối"}
+            return _soap(call.version, refused, call.name)
         registration, existed = sim.register(
             dossier_code=fields["maHoSo"],
             agency=fields["maDonVi"],
@@ -341,12 +398,71 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         body = registration.answer()
         if existed:
             body["daTonTai"] = True
-        return JSONResponse(body)
+        return _soap(call.version, body, call.name)
 
-    @app.get("/api/hotich/traTrangThaiHoSo", tags=["hộ tịch"])
+    def lookup(call: SoapRequest) -> Response:
+        """traTrangThaiHoSo: the status of one dossier; trangThai 0 when it is unknown."""
+        code = (call.field("maHoSo") or "").strip()
+        if not code:
+            return _fault(call.version, "Thiếu trường bắt buộc: maHoSo", sender=True)
+        registration = sim.lookup(code)
+        if registration is None:
+            unknown = {"trangThai": 0, "maHoSo": code, "moTa": "Không tìm thấy hồ sơ"}
+            return _soap(call.version, unknown, call.name)
+        return _soap(call.version, registration.answer(), call.name)
+
+    operations = {"dangKyHoTich": register, "traTrangThaiHoSo": lookup}
+
+    async def rest_sick_answer(request: Request) -> Response | None:
+        """The sick-partner answer a REST call gets, if the switches say so."""
+        faults = sim.current_faults()
+        if not await _suffer_delays(request, faults):
+            return _refusal("Hết thời gian xử lý", 504)
+        if faults.error_rate and sim.draw_error(faults.error_rate):
+            return _refusal("Hệ thống đang bận, vui lòng thử lại sau", 503)
+        if faults.malformed:
+            return Response(_GARBAGE, media_type="text/html")
+        return None
+
+    @app.post(SOAP_PATH, tags=["hộ tịch"])
+    async def soap_endpoint(request: Request) -> Response:
+        """The SOAP 1.1/1.2 service: dangKyHoTich and traTrangThaiHoSo (see ?wsdl)."""
+        sim.count_request()
+        content_type = request.headers.get("content-type")
+        guess: SoapVersion = (
+            "1.2" if (content_type or "").startswith("application/soap+xml") else "1.1"
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            content, _ = soap_fault(guess, sender=True, reason="Dữ liệu gửi lên quá lớn")
+            return Response(content, status_code=413, media_type=soap_media_type(guess))
+        raw = await request.body()
+        if len(raw) > MAX_REQUEST_BYTES:
+            content, _ = soap_fault(guess, sender=True, reason="Dữ liệu gửi lên quá lớn")
+            return Response(content, status_code=413, media_type=soap_media_type(guess))
+        try:
+            call = read_soap_request(raw, content_type)
+        except SoapRequestError as exc:
+            return _fault(exc.version, f"Dữ liệu XML không hợp lệ: {exc}", sender=True)
+        handler = operations.get(call.name)
+        if handler is None or etree.QName(call.operation).namespace != NAMESPACE:
+            return _fault(call.version, f"Không có thao tác {call.name}", sender=True)
+        sick = await sick_answer(request, call.version)
+        if sick is not None:
+            return sick
+        return handler(call)
+
+    @app.get(SOAP_PATH, tags=["hộ tịch"])
+    async def wsdl(request: Request) -> Response:
+        """GET /hotich?wsdl: the service's WSDL, its address rewritten to this simulator."""
+        if "wsdl" not in request.query_params:
+            return Response("Add ?wsdl for the service description.", status_code=404)
+        return Response(_wsdl_for(str(request.base_url)), media_type="text/xml")
+
+    @app.get("/api/hotich/traTrangThaiHoSo", tags=["hộ tịch (REST)"])
     async def status(request: Request, maHoSo: str | None = None) -> Response:
-        """traTrangThaiHoSo: the status of one dossier, trangThai 0 with 404 when unknown."""
-        sick = await partner_faults(request)
+        """traTrangThaiHoSo over REST: one dossier, trangThai 0 with 404 when unknown."""
+        sick = await rest_sick_answer(request)
         if sick is not None:
             return sick
         if not maHoSo:
@@ -356,12 +472,12 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
             return _refusal("Không tìm thấy hồ sơ", 404, maHoSo)
         return JSONResponse(registration.answer())
 
-    @app.get("/api/hotich/dsHoSoDangKy", tags=["hộ tịch"])
+    @app.get("/api/hotich/dsHoSoDangKy", tags=["hộ tịch (REST)"])
     async def registered_list(
         request: Request, ngayCapNhat: str | None = None, module: str | None = None
     ) -> Response:
         """dsHoSoDangKy: dossiers registered on ngayCapNhat (yyyyMMdd), the change feed."""
-        sick = await partner_faults(request)
+        sick = await rest_sick_answer(request)
         if sick is not None:
             return sick
         try:

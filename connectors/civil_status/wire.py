@@ -1,13 +1,13 @@
 """What the connector checks on the civil-status software's answer before the mapping reads it.
 
-The translation itself is declarative, in ``mappings/civil_status/``. What stays here is the
-protocol around it: the answer must be a JSON object, ``trangThai`` 0 is a refusal (never a
-status), and the partner's free text is masked before it reaches a receipt, a log or an error.
+The translation itself is declarative, in ``mappings/civil_status/``, and the SOAP exchange is
+the generic kit's (:mod:`bus.soap`). What stays here is the protocol around them: the answer
+must be an object, ``trangThai`` 0 is a refusal (never a status), and the partner's free text is
+masked before it reaches a receipt, a log or an error.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,7 +19,6 @@ __all__ = [
     "MalformedAnswer",
     "PartnerAnswer",
     "mask_identity_numbers",
-    "partner_message",
     "read_answer",
 ]
 
@@ -33,12 +32,12 @@ _PERSONAL_NUMBER: Final = re.compile(r"(?<!\d)\d{9,13}(?!\d)")
 
 
 class MalformedAnswer(ValueError):
-    """Raised when the partner's answer is not the JSON object the protocol promises."""
+    """Raised when the partner's answer is not the object the protocol promises."""
 
 
 @dataclass(frozen=True, slots=True)
 class PartnerAnswer:
-    """The partner's JSON answer to ``dangKyHoTich``, before the mapping reads it."""
+    """The partner's answer to ``dangKyHoTich`` as a dict, before the mapping reads it."""
 
     body: dict[str, Any]
 
@@ -74,35 +73,13 @@ class PartnerAnswer:
         return mask_identity_numbers(text[:_MAX_MESSAGE]) if isinstance(text, str) else None
 
 
-def read_answer(content: bytes) -> PartnerAnswer:
-    """Read the partner's answer; raise :class:`MalformedAnswer` when it is not a JSON object."""
-    try:
-        payload = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise MalformedAnswer(f"answer is not JSON: {_snippet(content)}") from exc
-    if not isinstance(payload, dict):
-        raise MalformedAnswer(f"answer is not a JSON object: {_snippet(content)}")
-    return PartnerAnswer(payload)
-
-
-def partner_message(content: bytes) -> str:
-    """The partner's own words from an error answer: ``moTa`` when it sent JSON, else a snippet."""
-    try:
-        payload = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return _snippet(content)
-    if isinstance(payload, dict):
-        message = PartnerAnswer(payload).message
-        if message is not None:
-            return message
-    return _snippet(content)
+def read_answer(body: object) -> PartnerAnswer:
+    """Read the answer the SOAP kit returned; raise :class:`MalformedAnswer` unless an object."""
+    if not isinstance(body, dict):
+        raise MalformedAnswer(f"answer is not an object but {type(body).__name__}")
+    return PartnerAnswer(body)
 
 
 def mask_identity_numbers(text: str) -> str:
     """Mask every run of 9 to 13 digits (identity and phone numbers) in free text."""
     return _PERSONAL_NUMBER.sub(lambda match: mask_citizen_id(match.group()), text)
-
-
-def _snippet(content: bytes, limit: int = 120) -> str:
-    text = content[:limit].decode("utf-8", errors="replace")
-    return repr(mask_identity_numbers(text) + ("…" if len(content) > limit else ""))

@@ -1,9 +1,11 @@
-"""The civil-status connector against its simulator over real HTTP on loopback."""
+"""The civil-status connector (SOAP) against its simulator over real HTTP on loopback."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
@@ -13,18 +15,31 @@ from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
+from zeep.exceptions import Fault, TransportError
 
 from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import MappingCatalog, SpecError
-from bus.testing import HOSTILE_XML, serve_app
-from bus.xmlsafe import parse_xml
+from bus.soap import XROAD_NAMESPACE, SoapClient
+from bus.testing import (
+    HOSTILE_XML,
+    SOAP11_ENVELOPE,
+    SOAP12_ENVELOPE,
+    SoapRequest,
+    read_soap_request,
+    serve_app,
+    soap_answer,
+    soap_fault,
+)
+from bus.xmlsafe import UnsafeXml, parse_xml
 from connectors.civil_status import (
     DEFAULT_MAPPING,
     CivilStatusConnector,
     SimulatorState,
     create_simulator_app,
 )
+from connectors.civil_status.simulator import NAMESPACE, SOAP_PATH, WSDL_PATH
 from contracts import (
     DOSSIER_DATASCHEMA,
     EVENT_DOSSIER_SUBMITTED,
@@ -36,7 +51,10 @@ from contracts import (
     sample_birth_dossier,
 )
 
-REGISTER = "/api/hotich/dangKyHoTich"
+PORTS = {"1.1": "HoTichSoap", "1.2": "HoTichSoap12"}
+ANSWER_FIELDS = ("trangThai", "maHoSo", "soDangKy", "ngayDangKy", "moTa", "daTonTai")
+WSDL_SOAP = "{http://schemas.xmlsoap.org/wsdl/soap/}address"
+WSDL_SOAP12 = "{http://schemas.xmlsoap.org/wsdl/soap12/}address"
 
 
 def make_delivery(dossier: Dossier, *, message_id: str | None = None) -> Delivery:
@@ -55,8 +73,20 @@ def make_delivery(dossier: Dossier, *, message_id: str | None = None) -> Deliver
     return Delivery(message_id=event.id, event=event, dossier=dossier)
 
 
-def register_body(data: str, code: str = "000.00.10.H12-240315-0001") -> dict[str, str]:
-    """A dangKyHoTich body around an arbitrary ``data`` payload."""
+def soap_request(
+    fields: dict[str, str], *, version: str = "1.1", operation: str = "dangKyHoTich"
+) -> bytes:
+    """A raw SOAP request to the simulator, for what the connector would never send."""
+    envelope = SOAP11_ENVELOPE if version == "1.1" else SOAP12_ENVELOPE
+    inner = "".join(f"<h:{name}>{value}</h:{name}>" for name, value in fields.items())
+    return (
+        f'<s:Envelope xmlns:s="{envelope}"><s:Body><h:{operation} xmlns:h="{NAMESPACE}">'
+        f"{inner}</h:{operation}></s:Body></s:Envelope>"
+    ).encode()
+
+
+def register_fields(data: str, code: str = "000.00.10.H12-240315-0001") -> dict[str, str]:
+    """dangKyHoTich elements around an arbitrary, already escaped ``data`` payload."""
     return {
         "maDonVi": "000.00.10.H12",
         "module": "KS",
@@ -64,6 +94,21 @@ def register_body(data: str, code: str = "000.00.10.H12-240315-0001") -> dict[st
         "ngayTiepNhan": "20240315090000",
         "data": data,
     }
+
+
+def escaped(text: str | bytes) -> str:
+    """Text escaped for an XML element's content."""
+    raw = text.decode("utf-8") if isinstance(text, bytes) else text
+    return raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def answer_envelope(body: dict[str, Any], version: str = "1.1") -> bytes:
+    """The SOAP answer of dangKyHoTich with ``body``'s fields, in the WSDL's order."""
+    element = etree.Element(f"{{{NAMESPACE}}}dangKyHoTichResponse", nsmap={"h": NAMESPACE})
+    for name in ANSWER_FIELDS:
+        if name in body:
+            etree.SubElement(element, f"{{{NAMESPACE}}}{name}").text = str(body[name])
+    return soap_answer(version, element)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +136,18 @@ def catalog() -> MappingCatalog:
     return MappingCatalog.load()
 
 
-@pytest.fixture
-def config(base_url: str) -> ConnectorConfig:
-    """The shipped connector.toml, pointed at the simulator."""
-    return ConnectorConfig.from_file(CivilStatusConnector.default_config, endpoint=base_url)
+def with_port(config: ConnectorConfig, version: str) -> ConnectorConfig:
+    """``config`` calling the WSDL's SOAP 1.1 or SOAP 1.2 port."""
+    assert config.soap is not None
+    soap = config.soap.model_copy(update={"port": PORTS[version]})
+    return config.model_copy(update={"soap": soap})
+
+
+@pytest.fixture(params=["1.1", "1.2"])
+def config(request: pytest.FixtureRequest, base_url: str) -> ConnectorConfig:
+    """The shipped connector.toml, pointed at the simulator, once per SOAP version."""
+    shipped = ConnectorConfig.from_file(CivilStatusConnector.default_config, endpoint=base_url)
+    return with_port(shipped, request.param)
 
 
 @pytest.fixture
@@ -135,17 +188,30 @@ def mocked_connector(
     return CivilStatusConnector(config, transport=httpx.MockTransport(handler))
 
 
-async def deliver_answered(config: ConnectorConfig, body: dict[str, Any]) -> DeliveryReceipt:
-    """Deliver the sample dossier to a partner that answers ``body`` with HTTP 200."""
+async def deliver_answered(
+    config: ConnectorConfig, answer_body: dict[str, Any] | bytes, status_code: int = 200
+) -> DeliveryReceipt:
+    """Deliver the sample dossier to a partner that answers ``answer_body``: a dangKyHoTich
+    answer with these fields, in the request's SOAP version, or these very bytes."""
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=body)
+        content = (
+            answer_envelope(answer_body, sent_call(request).version)
+            if isinstance(answer_body, dict)
+            else answer_body
+        )
+        return httpx.Response(status_code, content=content, headers={"Content-Type": "text/xml"})
 
     connector = mocked_connector(config, answer)
     try:
         return await connector.deliver(make_delivery(sample_birth_dossier()))
     finally:
         await connector.aclose()
+
+
+def sent_call(request: httpx.Request) -> SoapRequest:
+    """The SOAP call the connector sent, read like the partner reads it."""
+    return read_soap_request(request.content, request.headers.get("content-type"))
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -169,12 +235,19 @@ def test_public_names_resolve() -> None:
 
 
 def test_shipped_config_reads() -> None:
-    """The shipped connector.toml is a valid ConnectorConfig for procedure 1.001193."""
+    """The shipped connector.toml is a SOAP connector of hotich.wsdl for procedure 1.001193."""
     config = ConnectorConfig.from_file(CivilStatusConnector.default_config)
     assert config.id == "civil_status"
+    assert config.kind == "soap"
     assert config.procedures == ("1.001193",)
     assert config.concurrency == 8
     assert str(config.endpoint) == "http://127.0.0.1:8101/"
+    assert config.soap is not None
+    assert (config.soap.wsdl, config.soap.operation) == (
+        "civil_status/hotich.wsdl",
+        "dangKyHoTich",
+    )
+    assert config.xroad is not None and config.xroad.service.endswith("/dangKyHoTich")
 
 
 async def test_connector_satisfies_protocol(connector: CivilStatusConnector) -> None:
@@ -221,6 +294,7 @@ async def test_delivery_is_registered(
     assert receipt.response_size > 0
     assert receipt.sent_at.tzinfo is not None
     assert receipt.sent_at <= receipt.answered_at
+    assert receipt.extra == {"partner_status": "4"}
     assert await stats(sim) == {
         "applied": 1,
         "duplicates": 0,
@@ -259,15 +333,18 @@ async def test_concurrent_deliveries_are_counted_exactly(
     assert sorted(counters["applied_codes"]) == sorted(d.dossier.code for d in deliveries)
 
 
-async def test_sent_xml_is_safe_and_names_the_child(config: ConnectorConfig) -> None:
-    """The request carries the partner's JSON with <hoSoKhaiSinh> XML that bus.xmlsafe reads."""
+async def test_sent_envelope_carries_the_arguments_and_the_xroad_headers(
+    config: ConnectorConfig,
+) -> None:
+    """The call is dangKyHoTich with the mapped elements, <hoSoKhaiSinh> text and X-Road headers."""
     dossier = sample_birth_dossier(received_at=datetime(2024, 3, 15, 16, 30, 5, tzinfo=VN_TZ))
     delivery = make_delivery(dossier, message_id="msg-42")
     seen: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"trangThai": 4, "soDangKy": "KS/2024/000009"})
+        body = {"trangThai": 4, "soDangKy": "KS/2024/000009"}
+        return httpx.Response(200, content=answer_envelope(body, sent_call(request).version))
 
     connector = mocked_connector(config, answer)
     try:
@@ -276,17 +353,23 @@ async def test_sent_xml_is_safe_and_names_the_child(config: ConnectorConfig) -> 
         await connector.aclose()
 
     (request,) = seen
-    assert request.url.path == REGISTER
-    assert request.headers["Idempotency-Key"] == "msg-42"
-    assert request.headers["X-Road-Issue"] == dossier.code
-    body = json.loads(request.content)
-    assert body["maDonVi"] == "000.00.10.H12"
-    assert body["module"] == "KS"
-    assert body["maHoSo"] == dossier.code
-    assert body["ngayTiepNhan"] == "20240315163005"
+    assert request.url.path == SOAP_PATH
+    call = sent_call(request)
+    assert call.name == "dangKyHoTich"
+    assert etree.QName(call.operation).namespace == NAMESPACE
+    assert call.field("maDonVi") == "000.00.10.H12"
+    assert call.field("module") == "KS"
+    assert call.field("maHoSo") == dossier.code
+    assert call.field("ngayTiepNhan") == "20240315163005"
     assert receipt.request_size == len(request.content)
+    assert receipt.partner_reference == "KS/2024/000009"
 
-    root = parse_xml(body["data"].encode("utf-8"))
+    issue = call.header(XROAD_NAMESPACE, "issue")
+    message_id = call.header(XROAD_NAMESPACE, "id")
+    assert issue is not None and issue.text == dossier.code
+    assert message_id is not None and message_id.text == "msg-42"
+
+    root = parse_xml((call.field("data") or "").encode("utf-8"))
     assert root.tag == "hoSoKhaiSinh"
     assert root.findtext("treEm/hoTen") == "Nguyễn Thị Bình"
     assert root.findtext("treEm/ngaySinh") == "10/03/2024"
@@ -302,25 +385,25 @@ async def test_father_is_optional(config: ConnectorConfig) -> None:
     dossier = sample_birth_dossier()
     form = {k: v for k, v in dossier.form.items() if not k.startswith("father_")}
     dossier = dossier.model_copy(update={"form": form})
-    sent: list[bytes] = []
+    sent: list[SoapRequest] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        sent.append(request.content)
-        return httpx.Response(200, json={"trangThai": 4})
+        sent.append(sent_call(request))
+        return httpx.Response(200, content=answer_envelope({"trangThai": 4}, sent[0].version))
 
     connector = mocked_connector(config, answer)
     try:
         await connector.deliver(make_delivery(dossier))
     finally:
         await connector.aclose()
-    root = parse_xml(json.loads(sent[0])["data"].encode("utf-8"))
+    root = parse_xml((sent[0].field("data") or "").encode("utf-8"))
     assert root.find("cha") is None
 
 
 async def test_simulator_registers_the_child_it_was_sent(
     connector: CivilStatusConnector, state: SimulatorState
 ) -> None:
-    """The simulator reads the child's name from the XML the connector sent over HTTP."""
+    """The simulator reads the child's name from the XML the connector sent in the envelope."""
     dossier = sample_birth_dossier()
     await connector.deliver(make_delivery(dossier))
     registration = state.lookup(dossier.code)
@@ -351,9 +434,8 @@ async def test_partner_status_maps_to_dossier_status(
 
 async def test_receipt_note_masks_identity_numbers(config: ConnectorConfig) -> None:
     """A CCCD echoed in an accepted answer's moTa reaches the receipt's note masked."""
-    receipt = await deliver_answered(
-        config, {"trangThai": 2, "moTa": "Bổ sung bản sao CCCD 001192054321 của mẹ"}
-    )
+    answer = {"trangThai": 2, "moTa": "Bổ sung bản sao CCCD 001192054321 của mẹ"}
+    receipt = await deliver_answered(config, answer)
     assert receipt.status is DossierStatus.SUPPLEMENT_REQUESTED
     assert receipt.note == "Bổ sung bản sao CCCD *********321 của mẹ"
 
@@ -361,17 +443,46 @@ async def test_receipt_note_masks_identity_numbers(config: ConnectorConfig) -> N
 # --- failure switches ----------------------------------------------------------------------
 
 
-async def test_server_error_is_transient(
+async def test_error_rate_is_a_server_fault_and_transient(
     connector: CivilStatusConnector, sim: httpx.AsyncClient
 ) -> None:
-    """An HTTP 503 from the partner is PartnerUnavailable, and nothing is registered."""
+    """error_rate answers a soap:Server (1.2: Receiver) fault: PartnerUnavailable, not applied."""
     await set_faults(sim, error_rate=1.0)
     with pytest.raises(PartnerUnavailable) as caught:
         await connector.deliver(make_delivery(sample_birth_dossier()))
-    assert caught.value.fault_code == "HTTP_503"
+    assert caught.value.fault_code in {"SOAP_Server", "SOAP_Receiver"}
     assert caught.value.error_class == "transient"
-    assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
+    assert "Hệ thống đang bận" in str(caught.value)
+    assert isinstance(caught.value.__cause__, Fault)
     assert (await stats(sim))["applied"] == 0
+
+
+async def test_client_fault_is_permanent(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """client_fault answers a soap:Client (1.2: Sender) fault: PartnerRejected, not applied."""
+    await set_faults(sim, client_fault=True)
+    with pytest.raises(PartnerRejected) as caught:
+        await connector.deliver(make_delivery(sample_birth_dossier()))
+    assert caught.value.fault_code in {"SOAP_Client", "SOAP_Sender"}
+    assert caught.value.error_class == "permanent"
+    assert isinstance(caught.value.__cause__, Fault)
+    assert (await stats(sim))["applied"] == 0
+
+
+async def test_failing_dossier_is_http_503_and_transient(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """A dossier listed in failing_dossiers gets HTTP 503: PartnerUnavailable HTTP_503."""
+    poison = sample_birth_dossier(sequence=9000)
+    await set_faults(sim, failing_dossiers=[poison.code])
+    with pytest.raises(PartnerUnavailable) as caught:
+        await connector.deliver(make_delivery(poison))
+    assert caught.value.fault_code == "HTTP_503"
+    assert isinstance(caught.value.__cause__, TransportError)
+    good = await connector.deliver(make_delivery(sample_birth_dossier(sequence=1)))
+    assert good.status is DossierStatus.PROCESSED
+    assert (await stats(sim))["applied_codes"] == [sample_birth_dossier(sequence=1).code]
 
 
 async def test_hang_times_out_as_transient(config: ConnectorConfig, sim: httpx.AsyncClient) -> None:
@@ -404,10 +515,11 @@ async def test_latency_below_timeout_still_registers(
 async def test_business_rejection_is_permanent(
     connector: CivilStatusConnector, sim: httpx.AsyncClient
 ) -> None:
-    """trangThai 0 with HTTP 200 is PartnerRejected carrying the partner's reason."""
+    """reject_all answers trangThai 0 with HTTP 200: PartnerRejected with the partner's reason."""
     await set_faults(sim, reject_all=True)
     with pytest.raises(PartnerRejected, match="Hồ sơ bị từ chối") as caught:
         await connector.deliver(make_delivery(sample_birth_dossier()))
+    assert caught.value.fault_code == "TRANG_THAI_0"
     assert caught.value.error_class == "permanent"
     assert (await stats(sim))["applied"] == 0
 
@@ -415,12 +527,12 @@ async def test_business_rejection_is_permanent(
 async def test_garbage_answer_is_malformed_reply(
     connector: CivilStatusConnector, sim: httpx.AsyncClient
 ) -> None:
-    """A non-JSON answer is PartnerUnavailable with fault code MALFORMED_REPLY."""
+    """malformed answers an HTML error page with HTTP 200: PartnerUnavailable MALFORMED_REPLY."""
     await set_faults(sim, malformed=True)
     with pytest.raises(PartnerUnavailable) as caught:
         await connector.deliver(make_delivery(sample_birth_dossier()))
     assert caught.value.fault_code == "MALFORMED_REPLY"
-    assert caught.value.__cause__ is not None
+    assert isinstance(caught.value.__cause__, UnsafeXml)
 
 
 async def test_connection_refused_is_transient(config: ConnectorConfig) -> None:
@@ -439,40 +551,36 @@ async def test_connection_refused_is_transient(config: ConnectorConfig) -> None:
 
 @pytest.mark.parametrize(
     ("status_code", "expected"),
-    [(400, PartnerRejected), (404, PartnerRejected), (429, PartnerUnavailable)],
+    [(404, PartnerRejected), (401, PartnerRejected), (429, PartnerUnavailable)],
 )
-async def test_client_errors_are_classified(
+async def test_http_errors_are_classified(
     config: ConnectorConfig, status_code: int, expected: type[Exception]
 ) -> None:
-    """A 4xx is PartnerRejected with the partner's moTa, except 429 which is transient."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status_code, json={"trangThai": 0, "moTa": "Mã đơn vị sai"})
-
-    connector = mocked_connector(config, answer)
-    try:
-        with pytest.raises(expected, match="Mã đơn vị sai"):
-            await connector.deliver(make_delivery(sample_birth_dossier()))
-    finally:
-        await connector.aclose()
+    """An HTTP 4xx from a gateway is PartnerRejected, except 429 which is transient."""
+    with pytest.raises(expected, match="Mã đơn vị sai") as caught:
+        await deliver_answered(config, "Mã đơn vị sai".encode(), status_code)
+    assert getattr(caught.value, "fault_code", None) == f"HTTP_{status_code}"
 
 
-@pytest.mark.parametrize("refusal", [0, "0"])
-async def test_refusal_in_any_spelling_is_rejected(
-    config: ConnectorConfig, refusal: int | str
-) -> None:
-    """trangThai 0, as a number or as text, is PartnerRejected before the mapping reads it."""
+async def test_refusal_text_never_leaks_an_identity_number(config: ConnectorConfig) -> None:
+    """A CCCD echoed in a refusal's moTa is masked in the PartnerRejected message."""
+    answer = {"trangThai": 0, "moTa": "CCCD 001192054321 không khớp"}
     with pytest.raises(PartnerRejected) as caught:
-        await deliver_answered(config, {"trangThai": refusal, "moTa": "Sai mẫu tờ khai"})
+        await deliver_answered(config, answer)
     assert caught.value.fault_code == "TRANG_THAI_0"
-    assert "Sai mẫu tờ khai" in str(caught.value)
+    assert "001192054321" not in str(caught.value)
+    assert "*********321" in str(caught.value)
 
 
-async def test_partner_text_never_leaks_an_identity_number(config: ConnectorConfig) -> None:
-    """A CCCD echoed in the partner's moTa is masked in the PartnerRejected message."""
+async def test_fault_text_never_leaks_an_identity_number(config: ConnectorConfig) -> None:
+    """A CCCD the partner echoes in a SOAP fault string is masked in the bus error."""
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"trangThai": 0, "moTa": "CCCD 001192054321 không khớp"})
+        version = sent_call(request).version
+        content, status_code = soap_fault(
+            version, sender=True, reason="CCCD 001192054321 không khớp với CSDL dân cư"
+        )
+        return httpx.Response(status_code, content=content, headers={"Content-Type": "text/xml"})
 
     connector = mocked_connector(config, answer)
     try:
@@ -485,30 +593,20 @@ async def test_partner_text_never_leaks_an_identity_number(config: ConnectorConf
 
 
 @pytest.mark.parametrize(
-    "body",
+    "answer",
     [
-        b"[]",
-        b'{"moTa": "no status"}',
-        b'{"trangThai": true}',
-        b'{"trangThai": false}',
-        b'{"trangThai": 7}',
-        b'{"trangThai": 4, "maHoSo": "000.00.10.H12-240315-9999"}',
-        b'{"trangThai": 4, "maHoSo": 15}',
-        b'{"trangThai": 4, "soDangKy": 123}',
+        {"maHoSo": "000.00.10.H12-240315-0001"},
+        {"trangThai": 7},
+        {"trangThai": "abc"},
+        {"trangThai": 4, "maHoSo": "000.00.10.H12-240315-9999"},
     ],
 )
-async def test_unreadable_answers_are_malformed_reply(config: ConnectorConfig, body: bytes) -> None:
-    """JSON without a usable answer (bad or unknown status, other dossier) is MALFORMED_REPLY."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
-
-    connector = mocked_connector(config, answer)
-    try:
-        with pytest.raises(PartnerUnavailable) as caught:
-            await connector.deliver(make_delivery(sample_birth_dossier()))
-    finally:
-        await connector.aclose()
+async def test_unreadable_answers_are_malformed_reply(
+    config: ConnectorConfig, answer: dict[str, Any]
+) -> None:
+    """An answer without a usable status, or about another dossier, is MALFORMED_REPLY."""
+    with pytest.raises(PartnerUnavailable) as caught:
+        await deliver_answered(config, answer)
     assert caught.value.fault_code == "MALFORMED_REPLY"
 
 
@@ -568,38 +666,104 @@ async def test_mapping_error_masks_a_mistyped_identity_number(
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_XML))
-async def test_hostile_xml_is_refused_by_simulator(sim: httpx.AsyncClient, name: str) -> None:
-    """Hostile XML posted straight to the simulator gets HTTP 400 with trangThai 0."""
-    hostile = HOSTILE_XML[name].decode("utf-8")
-    response = await sim.post(REGISTER, json=register_body(hostile))
-    assert response.status_code == 400
-    answer = response.json()
-    assert answer["trangThai"] == 0
-    assert "XML" in answer["moTa"]
+@pytest.mark.parametrize(
+    ("content_type", "status_code", "code"),
+    [
+        ("text/xml; charset=utf-8", 500, "soap:Client"),
+        ("application/soap+xml; charset=utf-8", 400, "soap:Sender"),
+    ],
+)
+async def test_hostile_envelope_gets_a_client_fault(
+    sim: httpx.AsyncClient, name: str, content_type: str, status_code: int, code: str
+) -> None:
+    """A hostile XML request gets a Client/Sender SOAP fault with the binding's HTTP status."""
+    response = await sim.post(
+        SOAP_PATH, content=HOSTILE_XML[name], headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status_code
+    assert response.headers["content-type"].startswith(content_type.split(";")[0])
+    fault = parse_xml(response.content)
+    assert code in response.text
+    assert "XML" in (fault.findtext(".//faultstring") or "".join(fault.itertext()))
     assert "root:" not in response.text
     assert (await stats(sim))["applied"] == 0
 
 
-async def test_invalid_json_is_refused_by_simulator(sim: httpx.AsyncClient) -> None:
-    """A body that is not JSON gets HTTP 400 with trangThai 0, not a framework error page."""
-    response = await sim.post(REGISTER, content=b"maHoSo=1")
-    assert response.status_code == 400
-    assert response.json()["trangThai"] == 0
+@pytest.mark.parametrize("name", sorted(HOSTILE_XML))
+async def test_hostile_data_document_gets_a_client_fault(sim: httpx.AsyncClient, name: str) -> None:
+    """Hostile XML carried as the data text is refused with a soap:Client fault, not applied."""
+    body = soap_request(register_fields(escaped(HOSTILE_XML[name])))
+    response = await sim.post(SOAP_PATH, content=body, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 500
+    assert "soap:Client" in response.text
+    assert "Dữ liệu XML không hợp lệ" in response.text
+    assert "root:" not in response.text
+    assert (await stats(sim))["applied"] == 0
 
 
-async def test_status_lookup(connector: CivilStatusConnector, sim: httpx.AsyncClient) -> None:
-    """traTrangThaiHoSo answers 4 with soDangKy for a registered dossier, 404 for an unknown one."""
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"maHoSo=1", "Dữ liệu XML không hợp lệ"),
+        (soap_request({"maHoSo": "1"}), "Thiếu trường bắt buộc"),
+        (soap_request({"x": "1"}, operation="xoaHoSo"), "Không có thao tác xoaHoSo"),
+    ],
+)
+async def test_invalid_requests_get_a_client_fault(
+    sim: httpx.AsyncClient, body: bytes, reason: str
+) -> None:
+    """Not XML, a missing element or an unknown operation gets a soap:Client fault, not a page."""
+    response = await sim.post(SOAP_PATH, content=body, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 500
+    assert "soap:Client" in response.text
+    assert reason in response.text
+    assert (await stats(sim))["requests"] == 1
+
+
+async def test_oversized_request_is_413(sim: httpx.AsyncClient) -> None:
+    """A request above MAX_REQUEST_BYTES is refused with HTTP 413 before it is parsed."""
+    body = soap_request(register_fields("x" * 2_100_000))
+    response = await sim.post(SOAP_PATH, content=body, headers={"Content-Type": "text/xml"})
+    assert response.status_code == 413
+    assert (await stats(sim))["applied"] == 0
+
+
+async def test_wsdl_is_served_with_the_simulators_address(
+    sim: httpx.AsyncClient, base_url: str
+) -> None:
+    """GET /hotich?wsdl serves the contract's WSDL with both addresses pointing at the simulator."""
+    response = await sim.get(SOAP_PATH, params={"wsdl": ""})
+    assert response.status_code == 200
+    served = parse_xml(response.content)
+    addresses = [element.get("location") for element in served.iter(WSDL_SOAP, WSDL_SOAP12)]
+    assert addresses == [f"{base_url}{SOAP_PATH}"] * 2
+    contract = parse_xml(WSDL_PATH.read_bytes())
+    for element in contract.iter(WSDL_SOAP, WSDL_SOAP12):
+        element.set("location", f"{base_url}{SOAP_PATH}")
+    assert etree.tostring(served) == etree.tostring(contract)
+    assert (await sim.get(SOAP_PATH)).status_code == 404
+
+
+async def test_status_lookup_over_soap_and_rest(
+    connector: CivilStatusConnector, config: ConnectorConfig, sim: httpx.AsyncClient
+) -> None:
+    """traTrangThaiHoSo answers 4 with soDangKy for a registered dossier, 0 for an unknown one."""
     dossier = sample_birth_dossier()
     receipt = await connector.deliver(make_delivery(dossier))
 
-    known = await sim.get("/api/hotich/traTrangThaiHoSo", params={"maHoSo": dossier.code})
-    assert known.status_code == 200
-    assert known.json()["trangThai"] == 4
-    assert known.json()["soDangKy"] == receipt.partner_reference
+    async with SoapClient(config) as client:
+        known = await client.call({"maHoSo": dossier.code}, operation="traTrangThaiHoSo")
+        unknown = await client.call({"maHoSo": "không-có"}, operation="traTrangThaiHoSo")
+    assert known.body["trangThai"] == 4
+    assert known.body["soDangKy"] == receipt.partner_reference
+    assert unknown.body["trangThai"] == 0
 
-    unknown = await sim.get("/api/hotich/traTrangThaiHoSo", params={"maHoSo": "không-có"})
-    assert unknown.status_code == 404
-    assert unknown.json()["trangThai"] == 0
+    rest = await sim.get("/api/hotich/traTrangThaiHoSo", params={"maHoSo": dossier.code})
+    assert rest.status_code == 200
+    assert rest.json()["soDangKy"] == receipt.partner_reference
+    missing = await sim.get("/api/hotich/traTrangThaiHoSo", params={"maHoSo": "không-có"})
+    assert missing.status_code == 404
+    assert missing.json()["trangThai"] == 0
 
 
 async def test_change_feed_lists_the_day(
@@ -644,10 +808,11 @@ async def test_reset_clears_faults_and_counters(
 ) -> None:
     """POST /_sim/reset switches every fault off and zeroes the counters."""
     await connector.deliver(make_delivery(sample_birth_dossier()))
-    await set_faults(sim, error_rate=1.0)
+    await set_faults(sim, error_rate=1.0, client_fault=True)
     await sim.post("/_sim/reset")
 
-    assert (await sim.get("/_sim/faults")).json()["error_rate"] == 0
+    faults = (await sim.get("/_sim/faults")).json()
+    assert (faults["error_rate"], faults["client_fault"]) == (0, False)
     assert await stats(sim) == {"applied": 0, "duplicates": 0, "requests": 0, "applied_codes": []}
 
 
@@ -655,3 +820,27 @@ async def test_fault_switches_are_validated(sim: httpx.AsyncClient) -> None:
     """An error_rate outside 0..1 or an unknown switch is refused with 422."""
     assert (await sim.post("/_sim/faults", json={"error_rate": 1.5})).status_code == 422
     assert (await sim.post("/_sim/faults", json={"explode": True})).status_code == 422
+
+
+def test_simulator_runs_as_a_module() -> None:
+    """python -m connectors.civil_status.simulator --host --port --log-level serves its WSDL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "connectors.civil_status.simulator"]
+    args = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen([*command, *args], cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}{SOAP_PATH}?wsdl", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert f"http://127.0.0.1:{port}{SOAP_PATH}" in response.text
+    finally:
+        process.terminate()
+        process.wait(10)

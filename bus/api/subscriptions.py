@@ -1,0 +1,183 @@
+"""``/v1/subscriptions``: portals register webhooks that receive the events they select."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+
+from bus.api.body import read_json_body
+from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
+from bus.settings import Settings
+from bus.store import subscriptions as store
+from bus.topics import TOPIC_PATTERN
+from bus.webhooks import new_secret
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 9457)"}
+
+TopicPattern = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=TOPIC_PATTERN,
+        description="AMQP topic pattern: words separated by dots, `*` one word, `#` any number",
+        examples=["dossier.status.#"],
+    ),
+]
+
+
+class SubscriptionRequest(BaseModel):
+    """A webhook to register: where to POST, and which events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[AnyHttpUrl, Field(max_length=2000)] = Field(
+        description="The receiver: an http(s) URL that answers 2xx to each event it accepts",
+        examples=["https://portal.example.gov.vn/hooks/lienthong"],
+    )
+    routing_keys: list[TopicPattern] = Field(
+        min_length=1,
+        max_length=20,
+        description="Routing-key patterns of the events to receive (any of them matches)",
+        examples=[["dossier.status.#"]],
+    )
+    description: str | None = Field(default=None, max_length=500)
+
+
+class Subscription(BaseModel):
+    """A registered webhook and its health (its secret is shown only when it is created)."""
+
+    id: str
+    url: str
+    routing_keys: list[str]
+    description: str | None
+    active: bool = Field(description="False once disabled after too many failed events")
+    consecutive_failures: int = Field(description="Events in a row that could not be delivered")
+    created_at: datetime
+    last_delivered_at: datetime | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+
+class CreatedSubscription(Subscription):
+    """The answer to a new subscription: the only time the signing secret is shown."""
+
+    secret: str = Field(
+        description="HMAC-SHA256 key of the X-Bus-Signature header; store it, it is not shown again"
+    )
+
+
+class DeliveryAttempt(BaseModel):
+    """One POST of one event to the subscription."""
+
+    event_id: str
+    routing_key: str
+    attempt: int
+    outcome: str = Field(description="delivered, retry (tried again later) or failed")
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    attempted_at: datetime
+
+
+class SubscriptionDetail(Subscription):
+    """A subscription with its latest delivery attempts, newest first."""
+
+    recent_attempts: list[DeliveryAttempt]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CreatedSubscription,
+    summary="Register a webhook",
+    responses={400: _PROBLEM, 413: _PROBLEM, 415: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SubscriptionRequest.model_json_schema()}},
+        }
+    },
+)
+async def create_subscription(request: Request, response: Response) -> CreatedSubscription:
+    """Register a URL to receive, signed, every event whose routing key matches a pattern.
+
+    The answer carries the signing secret; it is never shown again.
+    """
+    settings = _settings(request)
+    raw, _ = await read_json_body(
+        request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+    try:
+        wanted = SubscriptionRequest.model_validate(raw)
+    except ValidationError as exc:
+        problem = validation_problem(exc.errors())
+        problem.title = "Invalid subscription"
+        raise problem from exc
+    secret = new_secret()
+    row = await store.create(
+        request.app.state.runtime.engine,
+        url=str(wanted.url),
+        routing_keys=wanted.routing_keys,
+        description=wanted.description,
+        secret=secret,
+    )
+    response.headers["Location"] = f"/v1/subscriptions/{row['id']}"
+    return CreatedSubscription(**row, secret=secret)
+
+
+@router.get("", response_model=list[Subscription], summary="Every webhook subscription")
+async def list_subscriptions(request: Request) -> list[Subscription]:
+    """Every subscription, oldest first, with its health; secrets are not shown."""
+    rows = await store.list_all(request.app.state.runtime.engine)
+    return [Subscription(**row) for row in rows]
+
+
+@router.get(
+    "/{subscription_id}",
+    response_model=SubscriptionDetail,
+    summary="One webhook subscription and its latest delivery attempts",
+    responses={404: _PROBLEM},
+)
+async def get_subscription(request: Request, subscription_id: str) -> SubscriptionDetail:
+    """The subscription, its health and its 20 latest delivery attempts."""
+    engine = request.app.state.runtime.engine
+    row = await store.get(engine, subscription_id) if len(subscription_id) <= 36 else None
+    if row is None:
+        raise _not_found(subscription_id)
+    attempts = await store.recent_attempts(engine, subscription_id)
+    return SubscriptionDetail(
+        **row, recent_attempts=[DeliveryAttempt(**attempt) for attempt in attempts]
+    )
+
+
+@router.delete(
+    "/{subscription_id}",
+    status_code=204,
+    summary="Remove a webhook subscription",
+    responses={404: _PROBLEM},
+)
+async def delete_subscription(request: Request, subscription_id: str) -> Response:
+    """Stop deliveries to this subscription (an attempt already under way may still land)."""
+    found = len(subscription_id) <= 36 and await store.delete(
+        request.app.state.runtime.writer, subscription_id
+    )
+    if not found:
+        raise _not_found(subscription_id)
+    return Response(status_code=204)
+
+
+def _not_found(subscription_id: str) -> Problem:
+    return Problem(
+        404, "Not found", f"no subscription {subscription_id[:40]} on this bus", kind="not-found"
+    )

@@ -1,0 +1,32 @@
+"""Residence connector: a newborn's permanent residence, in Public Security's residence software.
+
+The simulator's names are imported on first use, so loading the connector (the entry point
+``lienthong_bus.connectors: residence``) does not import FastAPI, and
+``python -m connectors.residence.simulator`` runs without a double import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from connectors.residence.connector import DEFAULT_MAPPING, REGISTER_PATH, ResidenceConnector
+
+if TYPE_CHECKING:
+    from connectors.residence.simulator import SimulatorState, create_simulator_app
+
+__all__ = [
+    "DEFAULT_MAPPING",
+    "REGISTER_PATH",
+    "ResidenceConnector",
+    "SimulatorState",
+    "create_simulator_app",
+]
+
+_LAZY = frozenset({"SimulatorState", "create_simulator_app"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("connectors.residence.simulator"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,160 @@
+"""The residence connector: registers a newborn's permanent residence with Public Security.
+
+Step 2 of the birth linkage bundle. One call per delivery, ``POST /api/cutru/dangKyThuongTru``,
+made idempotent by the dossier code (``maHoSo``) on the partner's side and by
+``Idempotency-Key``. The request and the answer are translated by the declarative mappings
+under ``mappings/residence/``; HTTP, X-Road headers and error classification are
+:mod:`bus.rest`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Final, cast
+
+import httpx
+
+from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
+from bus.errors import MappingError
+from bus.mapping import MappingCatalog, MessageMapping, SpecError
+from bus.rest import (
+    MalformedReply,
+    RestClient,
+    RestReply,
+    mask_personal_numbers,
+    translate_errors,
+)
+from contracts import Dossier, StatusChange
+
+__all__ = ["BIRTH_CERTIFICATE_KEY", "DEFAULT_MAPPING", "REGISTER_PATH", "ResidenceConnector"]
+
+REGISTER_PATH: Final = "/api/cutru/dangKyThuongTru"
+
+DEFAULT_MAPPING: Final = "residence/1.0"
+"""The mappings used when ``connector.toml`` names none (partner/version under mappings/)."""
+
+BIRTH_CERTIFICATE_KEY: Final = "birth_certificate_number"
+"""The form key (and mapping context value) of the birth certificate number from step 1."""
+
+_REQUEST: Final = "registration.out"
+_ANSWER: Final = "answer.in"
+
+_log = logging.getLogger(__name__)
+
+
+class ResidenceConnector:
+    """Delivers birth dossiers to the residence software for the newborn's permanent residence."""
+
+    default_config: ClassVar[Path] = Path(__file__).with_name("connector.toml")
+    #: Module whose ``main()`` serves a stand-in partner; ``bus run`` starts it for the demo.
+    simulator_module: ClassVar[str] = "connectors.residence.simulator"
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        catalog: MappingCatalog | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        mapping = config.mapping or DEFAULT_MAPPING
+        partner = mapping.split("/", 1)[0]
+        catalog = catalog if catalog is not None else MappingCatalog.load(partners=(partner,))
+        self._request = catalog.get(f"{mapping}/{_REQUEST}")
+        self._answer = catalog.get(f"{mapping}/{_ANSWER}")
+        if self._answer.contract is not StatusChange:
+            raise SpecError(f"{self._answer.ref} must map to the status-change contract")
+        self._client = RestClient(config, transport=transport, environ=environ)
+
+    async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
+        """Register the newborn's residence; raise PartnerUnavailable or PartnerRejected on failure.
+
+        The form is mapped before any network call, so a MappingError never reaches the partner.
+        """
+        dossier = delivery.dossier
+        body = _map_request(self._request, dossier)
+        reply = await self._client.request(
+            "POST",
+            REGISTER_PATH,
+            json=body,
+            headers={"Idempotency-Key": delivery.message_id},
+            issue=dossier.code,
+        )
+        change = self._decode_answer(reply, dossier.code)
+        answer: dict[str, Any] = reply.body
+        _log.info(
+            "residence answered dossier %s (message %s, attempt %d): ketQua %s%s",
+            dossier.code,
+            delivery.message_id,
+            delivery.attempt,
+            answer.get("ketQua"),
+            " (already registered)" if answer.get("daTonTai") is True else "",
+        )
+        extra = {"partner_status": str(answer.get("ketQua"))}
+        if answer.get("daTonTai") is True:
+            extra["already_registered"] = "true"
+        return DeliveryReceipt(
+            status=change.status,
+            sent_at=reply.sent_at,
+            answered_at=reply.answered_at,
+            partner_reference=change.partner_reference,
+            note=None if change.note is None else mask_personal_numbers(change.note),
+            request_size=reply.request_size,
+            response_size=reply.response_size,
+            mapping_version=self._request.ref,
+            extra=extra,
+        )
+
+    def _decode_answer(self, reply: RestReply, dossier_code: str) -> StatusChange:
+        """The answer as a status change; an answer the mapping cannot read is MALFORMED_REPLY."""
+        with translate_errors(self._client.where(dossier_code)):
+            answer: dict[str, Any] = reply.body
+            named = answer.get("maHoSo")
+            if named not in (None, "", dossier_code):
+                raise MalformedReply(f"answer is about dossier {named!r}, not {dossier_code}")
+            # The partner may leave out maHoSo: the answer is then about the dossier it was sent.
+            source = {**answer, "maHoSo": dossier_code}
+            try:
+                change = self._answer.to_canonical(source, {"agency": self.config.agency})
+            except MappingError as exc:
+                raise MalformedReply(str(exc)) from exc
+        return cast(StatusChange, change)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()
+
+
+def _map_request(mapping: MessageMapping, dossier: Dossier) -> dict[str, Any]:
+    """The ``dangKyThuongTru`` body; a form the mapping cannot translate is FORM_INVALID.
+
+    Until the linkage engine hands over the civil-status step's ``partner_reference``, the birth
+    certificate number comes from the form key ``birth_certificate_number``.
+    """
+    number = dossier.form.get(BIRTH_CERTIFICATE_KEY)
+    if not isinstance(number, str) or not number.strip():
+        raise MappingError(
+            f"dossier {dossier.code}: {mapping.ref}: no birth certificate number: the form key "
+            f"{BIRTH_CERTIFICATE_KEY} (the civil-status step's partner_reference) is "
+            f"{'missing' if number is None else 'not a non-empty string'}",
+            fault_code="FORM_INVALID",
+            mapping=mapping.ref,
+            source_path=f"form.{BIRTH_CERTIFICATE_KEY}",
+            target_field="congDan.soGiayKhaiSinh",
+        )
+    try:
+        return mapping.apply(
+            dossier.model_dump(mode="json"), {BIRTH_CERTIFICATE_KEY: number.strip()}
+        )
+    except MappingError as exc:
+        raise MappingError(
+            f"dossier {dossier.code}: {mask_personal_numbers(exc.message)}",
+            fault_code="FORM_INVALID",
+            mapping=exc.mapping,
+            source_path=exc.source_path,
+            target_field=exc.target_field,
+            value=exc.value,
+        ) from exc
