@@ -208,6 +208,8 @@ class SoapClient:
         self.config = config
         self.settings: SoapSettings = config.soap
         self._redact = redact
+        root = contracts_root.resolve()
+        wsdl = _wsdl_path(root, self.settings.wsdl)
         wsse, basic = _credentials(config, os.environ if environ is None else environ)
         if config.xroad is not None:
             xroad_headers(config.xroad, message_id="check", issue=None)  # refuse bad ids now
@@ -221,10 +223,7 @@ class SoapClient:
             auth=basic,
             follow_redirects=False,
         )
-        self._transport = _HardenedTransport(
-            self._http, root=contracts_root.resolve(), max_reply_bytes=max_reply_bytes
-        )
-        wsdl = _wsdl_path(contracts_root.resolve(), self.settings.wsdl)
+        self._transport = _HardenedTransport(self._http, root=root, max_reply_bytes=max_reply_bytes)
         try:
             self._zeep = zeep.AsyncClient(
                 str(wsdl), wsse=wsse, transport=self._transport, settings=hardened_settings()
