@@ -13,22 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final
 
 import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
-from bus.errors import MappingError
-from bus.mapping import MappingCatalog, MessageMapping, SpecError
+from bus.mapping import MappingCatalog, SpecError
 from bus.rest import (
-    MalformedReply,
     RestClient,
-    RestReply,
     SessionOptions,
     mask_personal_numbers,
-    translate_errors,
 )
-from contracts import Dossier, StatusChange
+from connectors.birth_linkage import BIRTH_CERTIFICATE_KEY, decode_answer, map_birth_request
+from contracts import StatusChange
 
 __all__ = [
     "BIRTH_CERTIFICATE_KEY",
@@ -41,9 +38,6 @@ CARD_REQUEST_PATH: Final = "/api/bhyt/capTheTreEm"
 
 DEFAULT_MAPPING: Final = "social_insurance/1.0"
 """The mappings used when ``connector.toml`` names none (partner/version under mappings/)."""
-
-BIRTH_CERTIFICATE_KEY: Final = "birth_certificate_number"
-"""The form key (and mapping context value) of the birth certificate number from step 1."""
 
 _REQUEST: Final = "card-request.out"
 _ANSWER: Final = "card-answer.in"
@@ -85,7 +79,7 @@ class SocialInsuranceConnector:
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
         dossier = delivery.dossier
-        body = _map_request(self._request, dossier)
+        body = map_birth_request(self._request, dossier, certificate_field="soGiayKhaiSinh")
         reply = await self._client.request(
             "POST",
             CARD_REQUEST_PATH,
@@ -93,7 +87,13 @@ class SocialInsuranceConnector:
             headers={"Idempotency-Key": delivery.message_id},
             issue=dossier.code,
         )
-        change = self._decode_answer(reply, dossier.code)
+        change = decode_answer(
+            self._answer,
+            reply,
+            dossier_code=dossier.code,
+            agency=self.config.agency,
+            where=self._client.where(dossier.code),
+        )
         answer: dict[str, Any] = reply.body
         already = answer.get("daTonTai") is True
         _log.info(
@@ -121,53 +121,6 @@ class SocialInsuranceConnector:
             extra=extra,
         )
 
-    def _decode_answer(self, reply: RestReply, dossier_code: str) -> StatusChange:
-        """The answer as a status change; an answer the mapping cannot read is MALFORMED_REPLY."""
-        with translate_errors(self._client.where(dossier_code)):
-            answer: dict[str, Any] = reply.body
-            named = answer.get("maHoSo")
-            if named not in (None, "", dossier_code):
-                raise MalformedReply(f"answer is about dossier {named!r}, not {dossier_code}")
-            # The partner may leave out maHoSo: the answer is then about the dossier it was sent.
-            source = {**answer, "maHoSo": dossier_code}
-            try:
-                change = self._answer.to_canonical(source, {"agency": self.config.agency})
-            except MappingError as exc:
-                raise MalformedReply(str(exc)) from exc
-        return cast(StatusChange, change)
-
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._client.aclose()
-
-
-def _map_request(mapping: MessageMapping, dossier: Dossier) -> dict[str, Any]:
-    """The ``capTheTreEm`` body; a form the mapping cannot translate is FORM_INVALID.
-
-    Until the linkage engine hands over the civil-status step's ``partner_reference``, the birth
-    certificate number comes from the form key ``birth_certificate_number``.
-    """
-    number = dossier.form.get(BIRTH_CERTIFICATE_KEY)
-    if not isinstance(number, str) or not number.strip():
-        raise MappingError(
-            f"dossier {dossier.code}: {mapping.ref}: no birth certificate number: the form key "
-            f"{BIRTH_CERTIFICATE_KEY} (the civil-status step's partner_reference) is "
-            f"{'missing' if number is None else 'not a non-empty string'}",
-            fault_code="FORM_INVALID",
-            mapping=mapping.ref,
-            source_path=f"form.{BIRTH_CERTIFICATE_KEY}",
-            target_field="soGiayKhaiSinh",
-        )
-    try:
-        return mapping.apply(
-            dossier.model_dump(mode="json"), {BIRTH_CERTIFICATE_KEY: number.strip()}
-        )
-    except MappingError as exc:
-        raise MappingError(
-            f"dossier {dossier.code}: {mask_personal_numbers(exc.message)}",
-            fault_code="FORM_INVALID",
-            mapping=exc.mapping,
-            source_path=exc.source_path,
-            target_field=exc.target_field,
-            value=exc.value,
-        ) from exc
