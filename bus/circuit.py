@@ -18,6 +18,10 @@ from enum import StrEnum
 from bus.connector import CircuitPolicy
 
 
+class CircuitOpen(Exception):
+    """Internal to the worker: the circuit refused a call; the message waits, attempt unspent."""
+
+
 class CircuitState(StrEnum):
     """Where the breaker stands."""
 
@@ -47,6 +51,20 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self._policy.open_seconds - self._clock())
 
+    @property
+    def accepting(self) -> bool:
+        """Whether :meth:`allow` would let a call through now, without claiming the probe.
+
+        For a message that must first wait for a free partner slot: it is deferred at once when
+        this is false, and asks :meth:`allow` only once it holds the slot, since the circuit
+        may open while it waits.
+        """
+        if self.state is CircuitState.CLOSED:
+            return True
+        if self.state is CircuitState.OPEN:
+            return self.retry_in == 0
+        return not self._probing
+
     def allow(self) -> bool:
         """Whether a call may be made now; in half-open state only one probe at a time."""
         if self.state is CircuitState.CLOSED:
@@ -71,8 +89,12 @@ class CircuitBreaker:
         self._failures += 1
         was_probe = self._probing
         self._probing = False
+        if self.state is CircuitState.OPEN:
+            # A call let through before the circuit opened, failing late: the pause already
+            # runs from the opening, and pushing it back would leave the worker's resume timer
+            # to find the circuit still open.
+            return
         if was_probe or self._failures >= self._policy.failure_threshold:
-            if self.state is not CircuitState.OPEN:
-                self.opened += 1
+            self.opened += 1
             self.state = CircuitState.OPEN
             self._opened_at = self._clock()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
 from bus.cli_mappings import app as mappings_app
 from bus.settings import Settings, get_settings, redact_url
@@ -26,6 +27,7 @@ app = typer.Typer(
 console = Console()
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(connector_app, name="connector")
 
 
 def _logging(verbose: bool) -> None:

@@ -16,7 +16,16 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from contracts import AgencyCode, Dossier, DossierStatus, EventEnvelope, ProcedureCode
+from bus.errors import InvalidMessage
+from bus.inbound.settings import InboundMessages
+from contracts import (
+    AgencyCode,
+    Dossier,
+    DossierStatus,
+    EventEnvelope,
+    ProcedureCode,
+    StatusChange,
+)
 
 
 class _Section(BaseModel):
@@ -79,6 +88,13 @@ class RetryPolicy(_Section):
 
     delays: tuple[float, ...] | None = Field(
         default=None, description="Seconds before each retry; default: every bus tier"
+    )
+    keep_order: bool = Field(
+        default=False,
+        description="Retry a failed message where it stands, holding back the later messages "
+        "of its dossier, so a partner that records every step (a progress log) hears every "
+        "step, in order. Without it a retried status event can be overtaken by a newer one, "
+        "and is then skipped as superseded.",
     )
 
 
@@ -163,6 +179,7 @@ class ConnectorConfig(BaseModel):
     xroad: XRoadIdentity | None = None
     soap: SoapSettings | None = None
     poll: PollSettings | None = None
+    inbound: InboundMessages = Field(default=(), description="What its partner may push to it")
 
     @classmethod
     def from_file(cls, path: Path, *, endpoint: str | None = None) -> ConnectorConfig:
@@ -175,19 +192,51 @@ class ConnectorConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One canonical message handed to a connector for its partner."""
+    """One canonical message handed to a connector for its partner.
+
+    A connector that serves procedures is handed submitted dossiers (``dossier``); one that
+    subscribes to status events (a portal, the national portal's sync) is handed status changes
+    (``change``). Exactly one of the two is set, matching ``event.type``.
+    """
 
     message_id: str
     event: EventEnvelope
-    dossier: Dossier
+    dossier: Dossier | None = None
+    change: StatusChange | None = None
     attempt: int = 1
+
+    def __post_init__(self) -> None:
+        if (self.dossier is None) == (self.change is None):
+            raise ValueError("a delivery carries either a dossier or a status change")
+
+    def require_dossier(self) -> Dossier:
+        """The submitted dossier; a status event here is a routing mistake, never retried."""
+        if self.dossier is None:
+            raise InvalidMessage(
+                f"this connector receives submitted dossiers, not {self.event.type} events: "
+                "check its `subscribes` routing keys"
+            )
+        return self.dossier
+
+    def require_change(self) -> StatusChange:
+        """The status change; a submitted dossier here is a routing mistake, never retried."""
+        if self.change is None:
+            raise InvalidMessage(
+                f"this connector receives status changes, not {self.event.type} events: "
+                "check its `procedures` and `subscribes`"
+            )
+        return self.change
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReceipt:
-    """What the partner answered to a delivery that it accepted."""
+    """What the partner answered to a delivery that it accepted.
 
-    status: DossierStatus
+    ``status`` is the dossier's new status when the partner acted on it; ``None`` when the
+    partner only took note (an event consumer's acknowledgement moves no dossier).
+    """
+
+    status: DossierStatus | None
     sent_at: datetime
     answered_at: datetime
     partner_reference: str | None = None

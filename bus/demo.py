@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     console.print(f"broker  {settings.amqp_url.split('@')[-1]}  namespace '{settings.namespace}'")
     upgrade(settings.database_url)  # once, before several processes race to do it
     supervisor = Supervisor()
+    _add_demo_environment(supervisor, registry, console)
     # A service manager stops us with SIGTERM: take the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -86,6 +88,26 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
         return 1
     finally:
         supervisor.stop()
+
+
+def _add_demo_environment(
+    supervisor: Supervisor, registry: ConnectorRegistry, console: Console
+) -> None:
+    """Give workers and simulators the demo secrets connectors declare, unless already set.
+
+    A connector whose partner needs a secret names it by environment variable and, when it
+    ships a simulator, may offer ``demo_environment``: the values its simulator accepts. Both
+    the worker (which logs in) and the simulator (which checks) read the same variable, so one
+    demo value set here makes them agree; a value already in the environment wins.
+    """
+    for connector_id in registry.ids:
+        offered: Mapping[str, str] = getattr(
+            registry.get(connector_id).factory, "demo_environment", {}
+        )
+        for name, value in offered.items():
+            if not supervisor.env.get(name):
+                supervisor.env[name] = value
+                console.print(f"demo    {connector_id}: {name} set to its simulator's demo value")
 
 
 def push_and_follow(

@@ -164,6 +164,30 @@ def decode(body: bytes) -> EventEnvelope:
         raise InvalidMessage(f"not a bus event: {where}: {first['msg']}") from exc
 
 
+def decode_payload(event: EventEnvelope) -> Dossier | StatusChange:
+    """What an event carries: the dossier of a submission or the change of a status event."""
+    if event.type == EVENT_DOSSIER_STATUS_CHANGED:
+        return decode_status_change(event)
+    return decode_dossier(event)
+
+
+def decode_status_change(event: EventEnvelope) -> StatusChange:
+    """The status change carried by a ``dossier.status_changed`` event."""
+    if event.type != EVENT_DOSSIER_STATUS_CHANGED:
+        raise InvalidMessage(f"expected a {EVENT_DOSSIER_STATUS_CHANGED} event, got {event.type}")
+    try:
+        return StatusChange.model_validate(event.data)
+    except ValidationError as exc:
+        raise InvalidMessage(
+            f"event {event.id} carries an invalid status change: {_first_error(exc)}"
+        ) from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
 def decode_dossier(event: EventEnvelope) -> Dossier:
     """The dossier carried by a ``dossier.submitted`` event."""
     if event.type != EVENT_DOSSIER_SUBMITTED:
@@ -171,8 +195,6 @@ def decode_dossier(event: EventEnvelope) -> Dossier:
     try:
         return Dossier.model_validate(event.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise InvalidMessage(
-            f"event {event.id} carries an invalid dossier: {where}: {first['msg']}"
+            f"event {event.id} carries an invalid dossier: {_first_error(exc)}"
         ) from exc

@@ -15,6 +15,7 @@ from bus.batching import Batcher
 from bus.routing import submitted_key
 from bus.runtime import Runtime
 from bus.store.ingest import IngestReceipt, IngestRequest, write_ingest_batch
+from bus.store.polls import RECEIVE_HOP
 from contracts import Dossier, ProcedureCatalogue
 
 
@@ -36,6 +37,10 @@ class Submission:
     idempotency_key: str | None = None
     traceparent: str | None = None
     correlation_id: str | None = None
+    #: The connector whose partner pushed it in its own format (``/v1/inbound``), and the
+    #: mapping that read it; ``None`` for the canonical contract, sent by the receiving agency.
+    connector: str | None = None
+    mapping_version: str | None = None
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -156,8 +161,8 @@ def build_ingest_request(
             "message_id": event.id,
             "dossier_code": dossier.code,
             "correlation_id": event.correlationid,
-            "kind": "ingest",
-            "sender": dossier.receiving_agency,
+            "kind": "ingest" if submission.connector is None else RECEIVE_HOP,
+            "sender": submission.connector or dossier.receiving_agency,
             "recipient": "bus",
             "received_at": submission.received_at,
             "sent_at": None,
@@ -167,7 +172,7 @@ def build_ingest_request(
             "outcome": "accepted",
             "fault_code": None,
             "fault_detail": None,
-            "mapping_version": None,
+            "mapping_version": submission.mapping_version,
             "attempt": 1,
         },
         idempotency_key=submission.idempotency_key,

@@ -552,6 +552,7 @@ class RestClient:
         path: str,
         *,
         json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         issue: str | None = None,
@@ -559,21 +560,25 @@ class RestClient:
     ) -> RestReply:
         """Call the partner; return its accepted answer or raise a classified bus error.
 
-        ``issue`` is the dossier code the call is about (the ``X-Road-Issue`` header and error
-        messages). A session refused as expired is renewed and the call repeated, once.
+        The body is ``json`` (an object, merged with a session's body fields) or ready-made
+        ``content`` whose ``Content-Type`` the caller sets. ``issue`` is the dossier code the
+        call is about (the ``X-Road-Issue`` header and error messages). A session refused as
+        expired is renewed and the call repeated, once.
         """
+        if json is not None and content is not None:
+            raise ValueError("pass json= or content=, not both")
         with translate_errors(self.where(issue)):
             credentials = await self.auth.credentials(self._http)
-            response, parsed, content, sent_at, answered_at = await self._send(
-                method, path, json, params, headers, issue, credentials
+            response, parsed, sent, sent_at, answered_at = await self._send(
+                method, path, json, content, params, headers, issue, credentials
             )
             renewed = False
             if self._session is not None and self._session.refused(response, parsed):
                 _log.info("%s: session refused on %s; logging in again", self.config.id, path)
                 self._session.renew(credentials)
                 credentials = await self.auth.credentials(self._http)
-                response, parsed, content, sent_at, answered_at = await self._send(
-                    method, path, json, params, headers, issue, credentials
+                response, parsed, sent, sent_at, answered_at = await self._send(
+                    method, path, json, content, params, headers, issue, credentials
                 )
                 renewed = True
             body = _read_answer(
@@ -582,7 +587,7 @@ class RestClient:
         return RestReply(
             status_code=response.status_code,
             body=body,
-            request_size=len(content),
+            request_size=len(sent),
             response_size=len(response.content),
             sent_at=sent_at,
             answered_at=answered_at,
@@ -594,6 +599,7 @@ class RestClient:
         method: str,
         path: str,
         json: Mapping[str, Any] | None,
+        content: bytes | None,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str] | None,
         issue: str | None,
@@ -604,7 +610,6 @@ class RestClient:
             **(headers or {}),
             **credentials.headers,
         }
-        content = b""
         if json is not None:
             content = orjson.dumps({**credentials.body, **json})
             all_headers["Content-Type"] = "application/json; charset=utf-8"
@@ -612,6 +617,7 @@ class RestClient:
             raise ValueError(
                 f"connector {self.config.id}: the session travels in the JSON body; pass json="
             )
+        content = content or b""
         sent_at = datetime.now(VN_TZ)
         response = await self._http.request(
             method, path, content=content or None, params=params, headers=all_headers

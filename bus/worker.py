@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from bus import events
 from bus.acks import AckBatcher
 from bus.amqp import OutgoingMessage
 from bus.batching import Batcher
-from bus.circuit import CircuitBreaker, CircuitState
+from bus.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from bus.connector import Connector, Delivery, DeliveryReceipt
 from bus.errors import BusError, InvalidMessage, PartnerUnavailable
 from bus.registry import RegisteredConnector
@@ -32,7 +33,9 @@ from bus.store.deliveries import (
     StatusTransition,
     already_processed,
     commit_deliveries,
+    consumer_positions_of,
 )
+from bus.turns import DossierTurns
 from contracts import EventEnvelope, StatusChange
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,10 @@ class ConnectorWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._dedup: Batcher[str, bool] = Batcher(self._check_dedup, name=f"dedup:{registered.id}")
+        self._positions: Batcher[str, int | None] = Batcher(
+            self._check_positions, name=f"positions:{registered.id}"
+        )
+        self._turns = DossierTurns()
         self._commit: Batcher[DeliveryRecord, Outcome] = Batcher(
             self._commit_batch, max_batch=self._settings.batch_max, name=f"commit:{registered.id}"
         )
@@ -72,10 +79,13 @@ class ConnectorWorker:
             "retried": 0,
             "parked": 0,
             "deferred": 0,
+            "superseded": 0,
         }
         self.circuit = CircuitBreaker(registered.config.circuit)
         self._paused = False
         self._stopping = False
+        # Set by stop(): wakes the messages held for an in-place retry (``keep_order``).
+        self._stop_signal = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resume_handle: asyncio.TimerHandle | None = None
         self._acks = AckBatcher()
@@ -86,6 +96,7 @@ class ConnectorWorker:
         """Open the connector and start consuming."""
         self._connector = self._registered.build()
         self._dedup.start()
+        self._positions.start()
         self._commit.start()
         channel = await self._runtime.broker.connection.channel(publisher_confirms=False)
         # More messages in hand than partner calls in flight: the spare ones are deduplicated
@@ -100,6 +111,7 @@ class ConnectorWorker:
     async def stop(self) -> None:
         """Stop consuming, finish the messages in hand, close the connector."""
         self._stopping = True
+        self._stop_signal.set()
         if self._resume_handle is not None:
             self._resume_handle.cancel()
         if self._tasks:
@@ -113,6 +125,7 @@ class ConnectorWorker:
         await self._acks.drain()
         await self._commit.stop()
         await self._dedup.stop()
+        await self._positions.stop()
         if self._channel is not None:
             await self._channel.close()
         if self._connector is not None:
@@ -181,39 +194,111 @@ class ConnectorWorker:
         attempt = attempt_of(message)
         try:
             event = events.decode(message.body)
-            dossier = events.decode_dossier(event)
+            payload = events.decode_payload(event)
         except InvalidMessage as exc:
             await self._park(message, exc, attempt)
             self._acks.ack(message)
             return
+        # Taken before the first await, so events of one dossier keep the broker's order.
+        async with self._turns.turn(event.subject):
+            if isinstance(payload, StatusChange):
+                delivery = Delivery(event.id, event, change=payload, attempt=attempt)
+            else:
+                delivery = Delivery(event.id, event, dossier=payload, attempt=attempt)
+            await self._deliver(message, delivery, received_at)
+
+    async def _deliver(
+        self, message: AbstractIncomingMessage, delivery: Delivery, received_at: datetime
+    ) -> None:
+        event, attempt = delivery.event, delivery.attempt
         if await self._dedup.submit(event.id):
             self.counts["duplicate"] += 1
             self._acks.ack(message)
             return
+        if delivery.change is not None and await self._superseded(event):
+            await self._commit.submit(self._superseded_record(event, received_at, attempt))
+            self.counts["superseded"] += 1
+            self._acks.ack(message)
+            return
 
         assert self._connector is not None
-        if not self.circuit.allow():
-            await self._defer(message, event)
+        if not self.circuit.accepting:  # open: no need to wait for a partner slot to know
+            await self._wait_for_circuit(message, delivery, received_at)
             return
-        delivery = Delivery(message_id=event.id, event=event, dossier=dossier, attempt=attempt)
         try:
-            async with self._partner_slots:
-                receipt = await self._connector.deliver(delivery)
+            receipt = await self._call_partner(delivery)
+        except CircuitOpen:
+            await self._wait_for_circuit(message, delivery, received_at)
+            return
         except BusError as exc:
             self._judge(exc)
-            await self._fail(message, event, received_at, attempt, exc)
+            await self._fail_or_hold(message, delivery, received_at, exc)
             return
         except Exception as exc:  # a connector bug: retried like a transient fault, then parked
             log.exception("connector %s raised an unclassified error", self.connector_id)
             wrapped = PartnerUnavailable(f"connector error: {exc!r}", fault_code="CONNECTOR_BUG")
             self._judge(wrapped)
-            await self._fail(message, event, received_at, attempt, wrapped)
+            await self._fail_or_hold(message, delivery, received_at, wrapped)
             return
         self.circuit.record_success()
 
-        outcome = await self._commit.submit(self._record(event, received_at, attempt, receipt))
+        record = self._record(event, received_at, attempt, receipt, delivery.change is not None)
+        outcome = await self._commit.submit(record)
         self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
         self._acks.ack(message)
+
+    @property
+    def _keeps_order(self) -> bool:
+        return self._registered.config.retry.keep_order
+
+    async def _wait_for_circuit(
+        self, message: AbstractIncomingMessage, delivery: Delivery, received_at: datetime
+    ) -> None:
+        """The circuit is open: send the message round a retry tier, or hold it in place."""
+        if not self._keeps_order:
+            await self._defer(message, delivery.event)
+            return
+        if await self._hold(message, self.circuit.retry_in):
+            await self._deliver(message, delivery, received_at)  # the attempt was not spent
+
+    async def _fail_or_hold(
+        self,
+        message: AbstractIncomingMessage,
+        delivery: Delivery,
+        received_at: datetime,
+        error: BusError,
+    ) -> None:
+        """Record a failed attempt; retry it through a tier, in place (``keep_order``), or park."""
+        attempt = delivery.attempt
+        delays = self._registered.config.retry.delays or self._settings.retry_delays
+        if not (self._keeps_order and error.transient and attempt <= len(delays)):
+            await self._fail(message, delivery.event, received_at, attempt, error)
+            return
+        # In place: the message stays unacked in this dossier's turn, so the dossier's later
+        # messages wait behind it instead of overtaking it through a retry tier.
+        await self._commit.submit(
+            self._failed_record(delivery.event, received_at, attempt, error, "retry")
+        )
+        self.counts["retried"] += 1
+        if await self._hold(message, delays[attempt - 1]):
+            retry = replace(delivery, attempt=attempt + 1)
+            await self._deliver(message, retry, datetime.now(UTC))
+
+    async def _hold(self, message: AbstractIncomingMessage, seconds: float) -> bool:
+        """Wait ``seconds`` before trying again; False (message requeued) if the worker stops.
+
+        Given back unacked, the message is redelivered to the next worker with the rest of
+        its dossier; its dedup record makes the handover harmless.
+        """
+        try:
+            await asyncio.wait_for(self._stop_signal.wait(), timeout=seconds)
+        except TimeoutError:
+            return True
+        try:
+            await message.nack(requeue=True)
+        finally:
+            self._acks.forget(message)
+        return False
 
     def _judge(self, error: BusError) -> None:
         """Feed a failed call to the circuit breaker; pause consuming when it opens."""
@@ -224,28 +309,76 @@ class ConnectorWorker:
         if self.circuit.state is CircuitState.OPEN:
             self._pause()
 
+    async def _call_partner(self, delivery: Delivery) -> DeliveryReceipt:
+        """Deliver in a partner slot, if the circuit still allows it once the slot is free.
+
+        Asked only then, not when the message arrived: a prefetch of messages waiting for a few
+        slots would otherwise all have been let through before the first failure came back,
+        and would keep calling a partner the circuit already gave up on.
+        """
+        assert self._connector is not None
+        async with self._partner_slots:
+            if not self.circuit.allow():
+                raise CircuitOpen
+            return await self._connector.deliver(delivery)
+
     def _pause(self) -> None:
         """Stop taking messages while the circuit is open; they wait in the queue unspent."""
-        if self._paused or self._queue is None or self._consumer_tag is None:
+        if self._paused or self._queue is None or self._stopping:
             return
         self._paused = True
         tag, self._consumer_tag = self._consumer_tag, None
         log.warning(
-            "%s: partner failing, circuit open; pausing %.0fs before a probe",
+            "%s: partner failing, circuit open; pausing %.1fs before a probe",
             self.connector_id,
             self.circuit.retry_in,
         )
-        self._background(self._queue.cancel(tag))
+        if tag is not None:
+            self._background(self._queue.cancel(tag))
+        self._resume_later(self.circuit.retry_in)
+
+    def _resume_later(self, delay: float) -> None:
         self._resume_handle = asyncio.get_running_loop().call_later(
-            self.circuit.retry_in, lambda: self._background(self._resume())
+            delay, lambda: self._background(self._resume())
         )
 
     async def _resume(self) -> None:
-        if self._queue is None or self._stopping:
+        """The pause is over: probe the partner with one message, then consume if it is up.
+
+        The probe is fetched alone (``basic.get``) instead of by consuming again: a consumer
+        would be handed a whole prefetch, and every message but the probe would be sent through
+        a retry tier again and again for as long as the probe takes.
+        """
+        self._resume_handle = None
+        try:
+            while self._queue is not None and not self._stopping:
+                if self.circuit.state is CircuitState.CLOSED:
+                    break
+                if self.circuit.retry_in > 0:  # the probe failed: the circuit opened again
+                    log.warning("%s: probe failed; pausing again", self.connector_id)
+                    self._resume_later(self.circuit.retry_in)
+                    return
+                if not self.circuit.accepting:
+                    # A message still in hand from before the pause got the probe: fetching
+                    # more now would only defer them. Look again when its answer is likely in.
+                    self._resume_later(self._registered.config.circuit.open_seconds / 10)
+                    return
+                probe = await self._queue.get(no_ack=False, fail=False)
+                if probe is None:
+                    break  # nothing waits: consume, and the first message to come probes
+                # A duplicate or a parked message makes no call: then the next one probes.
+                await self._on_message(probe)
+            if self._queue is None or self._stopping:
+                return
+            self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
+        except Exception:  # the channel is being restored after a broker outage, say
+            log.warning("%s: could not resume; trying again", self.connector_id, exc_info=True)
+            self._resume_later(self._registered.config.circuit.open_seconds)
             return
-        self._consumer_tag = await self._queue.consume(self._on_message, no_ack=False)
         self._paused = False
-        log.info("%s: consuming again; the next call probes the partner", self.connector_id)
+        log.info("%s: consuming again (circuit %s)", self.connector_id, self.circuit.state)
+        if self.circuit.state is CircuitState.OPEN:
+            self._pause()  # a probe that came through the new consumer has already failed
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -293,8 +426,36 @@ class ConnectorWorker:
             **values,
         }
 
+    async def _superseded(self, event: EventEnvelope) -> bool:
+        """Whether this consumer was already handed a later event of the dossier.
+
+        A status event that was retried can arrive after a newer one; delivering it would tell
+        the partner an older status last, so it is recorded and skipped instead.
+        """
+        position = await self._positions.submit(event.subject)
+        return position is not None and position >= event.dossierseq
+
+    def _superseded_record(
+        self, event: EventEnvelope, received_at: datetime, attempt: int
+    ) -> DeliveryRecord:
+        return DeliveryRecord(
+            consumer=self.connector_id,
+            message_id=event.id,
+            dossier_code=event.subject,
+            hop_row=self._hop(event, received_at, attempt, outcome="superseded"),
+        )
+
+    async def _check_positions(self, dossier_codes: Sequence[str]) -> list[int | Exception | None]:
+        known = await consumer_positions_of(self._runtime.engine, self.connector_id, dossier_codes)
+        return [known.get(code) for code in dossier_codes]
+
     def _record(
-        self, event: EventEnvelope, received_at: datetime, attempt: int, receipt: DeliveryReceipt
+        self,
+        event: EventEnvelope,
+        received_at: datetime,
+        attempt: int,
+        receipt: DeliveryReceipt,
+        status_event: bool,
     ) -> DeliveryRecord:
         return DeliveryRecord(
             consumer=self.connector_id,
@@ -316,6 +477,7 @@ class ConnectorWorker:
             agency=self._registered.config.agency,
             note=receipt.note,
             changed_at=receipt.answered_at,
+            delivered_sequence=event.dossierseq if status_event else None,
         )
 
     async def _fail(
@@ -329,21 +491,7 @@ class ConnectorWorker:
         delays = self._registered.config.retry.delays or self._settings.retry_delays
         retry = error.transient and attempt <= len(delays)
         outcome = "retry" if retry else "parked"
-        await self._commit.submit(
-            DeliveryRecord(
-                consumer=self.connector_id,
-                message_id=event.id,
-                dossier_code=event.subject,
-                hop_row=self._hop(
-                    event,
-                    received_at,
-                    attempt,
-                    outcome=outcome,
-                    fault_code=error.fault_code,
-                    fault_detail=error.message[:2000],
-                ),
-            )
-        )
+        await self._commit.submit(self._failed_record(event, received_at, attempt, error, outcome))
         if retry:
             delay = delays[attempt - 1]
             await self._runtime.broker.publish(
@@ -369,6 +517,30 @@ class ConnectorWorker:
         else:
             await self._park(message, error, attempt)
         self._acks.ack(message)
+
+    def _failed_record(
+        self,
+        event: EventEnvelope,
+        received_at: datetime,
+        attempt: int,
+        error: BusError,
+        outcome: str,
+    ) -> DeliveryRecord:
+        """The hop of a failed attempt: evidence only, the message stays unprocessed."""
+        return DeliveryRecord(
+            consumer=self.connector_id,
+            message_id=event.id,
+            dossier_code=event.subject,
+            hop_row=self._hop(
+                event,
+                received_at,
+                attempt,
+                outcome=outcome,
+                fault_code=error.fault_code,
+                fault_detail=error.message[:2000],
+            ),
+            failed=True,
+        )
 
     async def _park(self, message: AbstractIncomingMessage, error: BusError, attempt: int) -> None:
         """Publish the message to the parking queue with why it failed (confirmed)."""

@@ -1,4 +1,4 @@
-"""Reading a JSON request body defensively: size cap, UTF-8 check, depth cap, then parse.
+"""Reading a request body defensively: size cap, then for JSON a UTF-8 check, parse, depth cap.
 
 orjson parses in C and refuses nesting past 1024 levels by itself; the bus's own (configurable,
 much lower) depth cap is checked on the parsed value without recursion.
@@ -26,6 +26,16 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
             f"send the dossier as application/json (got {content_type or 'no Content-Type'})",
             kind="media-type",
         )
+    body = await read_body(request, max_bytes=max_bytes)
+    if not body.strip():
+        raise Problem(
+            400, "Empty body", "the request body is empty: send a JSON dossier", kind="json"
+        )
+    return parse_json(body, max_depth=max_depth), len(body)
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The raw body, read under the size cap: a larger one (declared or sent) is a 413."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -36,11 +46,11 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
         if size > max_bytes:
             raise _too_large(max_bytes)
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise Problem(
-            400, "Empty body", "the request body is empty: send a JSON dossier", kind="json"
-        )
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, *, max_depth: int) -> Any:
+    """Parse a JSON body (UTF-8, then syntax, then the depth cap), or a :class:`Problem`."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,7 +78,7 @@ async def read_json_body(request: Request, *, max_bytes: int, max_depth: int) ->
     # spares the walk for ordinary dossiers.
     if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(value, max_depth):
         raise _too_deep(max_depth)
-    return value, size
+    return value
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

@@ -1,9 +1,15 @@
 """``/v1/events/stream``: bus events as Server-Sent Events, resumable with ``Last-Event-ID``.
 
-Each connection gets its own exclusive, auto-deleted queue bound to ``<ns>.events`` with the
-requested patterns. A client that reconnects with ``Last-Event-ID`` first gets, from the outbox,
-every matching event committed after that one, then the live ones: the queue is bound before
-the outbox is read, and an event seen in both is sent once.
+Every frame is read from the outbox, in stream order (``(stream_batch, id)``, see
+:mod:`bus.store.replay`), so a client's last event id is a position in one order that never
+changes behind it: resuming after it gives exactly the events it has not had. Serving live
+frames straight from the broker instead would not: with several relays, what a client saw
+live may be published in another order than the one a resume reads, and the difference
+would be lost between two connections.
+
+The broker is the stream's doorbell: each connection has its own exclusive, auto-deleted queue
+bound to ``<ns>.events`` with the requested patterns, and an event arriving there (published,
+so about to be marked sent) makes the stream read the outbox now instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 
 import anyio
@@ -26,7 +31,7 @@ from starlette.background import BackgroundTask
 from bus.api.problems import PROBLEM_JSON, Problem
 from bus.errors import BrokerUnavailable
 from bus.runtime import Runtime
-from bus.store.replay import StoredEvent, events_after, position_of
+from bus.store.replay import StreamPosition, events_after, position_of, stream_end
 from bus.topics import is_topic_pattern, literal_prefix, topic_matches
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -35,16 +40,20 @@ log = logging.getLogger(__name__)
 
 EVENT_STREAM: Final = "text/event-stream"
 REPLAY_UNAVAILABLE: Final = "vn.lienthong.stream.replay_unavailable"
-"""SSE event type sent when ``Last-Event-ID`` is unknown (purged, or never an event here)."""
+"""SSE event type sent when ``Last-Event-ID`` is not a position of the stream."""
 
-#: Unacknowledged live events per stream; the rest wait in the stream's queue on the broker.
-_PREFETCH: Final = 100
-#: A stream that falls this far behind loses its oldest live events; it resumes by reconnecting.
-_QUEUE_LIMIT: Final = 10_000
-_REPLAY_PAGE: Final = 500
-#: A replayed event may also come live if it was published after the queue was bound, which
-#: happened just before the outbox was read; this covers clocks of other processes too.
-_OVERLAP: Final = timedelta(minutes=1)
+#: Doorbells waiting on the broker for a stream too busy to take them; a bell is a bell.
+_QUEUE_LIMIT: Final = 1_000
+_PAGE: Final = 500
+#: With no bell, the outbox is read this often anyway: an event published just before the
+#: stream's queue was bound, or by a relay whose confirm was slow, is not left waiting.
+_IDLE_POLL: Final = 1.0
+#: A bell rings when the event is published, a moment before the relay records it as sent:
+#: the outbox is read again after these growing pauses until the event is there.
+_FIRST_REPOLL: Final = 0.005
+_MAX_REPOLL: Final = 0.5
+#: A rung event not in the outbox by then was published by something else than a relay.
+_BELL_PATIENCE: Final = 10.0
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 9457)"}
 
@@ -77,10 +86,14 @@ async def stream_events(
         ),
     ] = None,
 ) -> StreamingResponse:
-    """Stream matching events as they are published; resume after ``Last-Event-ID``.
+    """Stream matching events as the broker confirms them; resume after ``Last-Event-ID``.
 
-    A comment line ``: live`` marks the end of the replay, and ``: heartbeat`` comes every
-    ``BUS_SSE_HEARTBEAT_SECONDS`` while nothing happens. Delivery is at least once.
+    Events come in one order for every client, the order in which their publication was
+    recorded; a client that reconnects with the id of the last event it got receives exactly
+    the matching events after it, then the new ones. A comment line ``: live`` marks the end of
+    that catch-up, and ``: heartbeat`` comes every ``BUS_SSE_HEARTBEAT_SECONDS`` while nothing
+    happens. An id this stream did not send (unknown, purged, or not yet confirmed) gets a
+    ``vn.lienthong.stream.replay_unavailable`` event, then new events only.
     """
     patterns = routing_key or ["#"]
     invalid = [p for p in patterns if not is_topic_pattern(p)]
@@ -102,35 +115,45 @@ async def stream_events(
             ],
         )
     runtime: Runtime = request.app.state.runtime
-    position = await position_of(runtime.engine, last_event_id) if last_event_id else None
-    live = await _LiveEvents.open(runtime, patterns)
+    # The bell first, the stream's end second: an event recorded after that read is served,
+    # and one published after the bell was bound rings it.
+    bell = await _Doorbell.open(runtime, patterns)
+    try:
+        start = await position_of(runtime.engine, last_event_id) if last_event_id else None
+        unknown = last_event_id if last_event_id is not None and start is None else None
+        if start is None:
+            start = await stream_end(runtime.engine)
+    except BaseException:
+        await bell.close()
+        raise
     return StreamingResponse(
-        _frames(runtime, live, patterns, last_event_id, position),
+        _frames(runtime, bell, patterns, start, unknown),
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         # Also when the client left before the first frame, so the stream never started.
-        background=BackgroundTask(live.close),
+        background=BackgroundTask(bell.close),
     )
 
 
-class _LiveEvents:
-    """A stream's own queue on the broker and the messages it delivered, in order."""
+class _Doorbell:
+    """A stream's own queue on the broker: each matching event published rings it."""
 
     def __init__(self, channel: AbstractChannel, queue: AbstractQueue) -> None:
         self.channel = channel
         self.queue = queue
-        # ``None`` says the channel closed (broker gone): the client reconnects and resumes.
-        self.messages: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
-        self.bound_at = datetime.now(UTC)
+        #: Ids of events that rang and have not been read from the outbox yet, with when.
+        self.rung: dict[str, float] = {}
+        #: The channel closed (the broker went away): the client resumes by reconnecting.
+        self.broken = False
+        self._bell = asyncio.Event()
         self._consumer_tag: str | None = None
         self._is_closed = False
 
     @classmethod
-    async def open(cls, runtime: Runtime, patterns: Sequence[str]) -> _LiveEvents:
+    async def open(cls, runtime: Runtime, patterns: Sequence[str]) -> _Doorbell:
         try:
             channel = await runtime.broker.connection.channel(publisher_confirms=False)
             try:
-                await channel.set_qos(prefetch_count=_PREFETCH)
                 queue = await channel.declare_queue(
                     exclusive=True,
                     auto_delete=True,
@@ -138,18 +161,35 @@ class _LiveEvents:
                 )
                 for pattern in patterns:
                     await queue.bind(runtime.names.events, routing_key=pattern)
-                live = cls(channel, queue)
-                channel.close_callbacks.add(live._closed)
-                live._consumer_tag = await queue.consume(live.messages.put, no_ack=False)
+                bell = cls(channel, queue)
+                channel.close_callbacks.add(bell._closed)
+                # No acks: losing a bell costs at most one idle poll's wait.
+                bell._consumer_tag = await queue.consume(bell._ring, no_ack=True)
             except BaseException:
                 await channel.close()
                 raise
         except (AMQPError, ConnectionError, RuntimeError) as exc:
             raise BrokerUnavailable(f"cannot open an event stream: {exc!r}") from exc
-        return live
+        return bell
+
+    async def _ring(self, message: AbstractIncomingMessage) -> None:
+        if message.message_id:
+            self.rung[message.message_id] = asyncio.get_running_loop().time()
+        self._bell.set()
 
     def _closed(self, *_args: Any) -> None:
-        self.messages.put_nowait(None)
+        self.broken = True
+        self._bell.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Return when the bell rings or after ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._bell.wait(), timeout)
+        self._bell.clear()
+
+    def forget_older_than(self, moment: float) -> None:
+        """Stop waiting for events that rang before ``moment``."""
+        self.rung = {event_id: at for event_id, at in self.rung.items() if at >= moment}
 
     async def close(self) -> None:
         """Remove the queue and close the channel (idempotent)."""
@@ -169,70 +209,69 @@ class _LiveEvents:
 
 async def _frames(
     runtime: Runtime,
-    live: _LiveEvents,
+    bell: _Doorbell,
     patterns: Sequence[str],
-    last_event_id: str | None,
-    position: int | None,
+    position: StreamPosition,
+    unknown_last_event_id: str | None,
 ) -> AsyncIterator[bytes]:
     heartbeat = runtime.settings.sse_heartbeat_seconds
+    prefixes = [literal_prefix(p) for p in patterns]
+    loop = asyncio.get_running_loop()
     try:
-        sent_in_replay: set[str] = set()
-        if last_event_id is not None and position is None:
+        if unknown_last_event_id is not None:
             yield _frame(
                 None,
                 REPLAY_UNAVAILABLE,
                 orjson.dumps(
                     {
-                        "last_event_id": last_event_id,
-                        "detail": "unknown or purged event: streaming live events only; "
-                        "read the dossiers' state from GET /v1/dossiers/{code}",
+                        "last_event_id": unknown_last_event_id,
+                        "detail": "unknown, purged or not yet published event: streaming new "
+                        "events only; read the dossiers' state from GET /v1/dossiers/{code}",
                     }
                 ),
             )
-        elif position is not None:
-            async for event in _replay(runtime, patterns, position):
-                if event.sent_at is None or event.sent_at >= live.bound_at - _OVERLAP:
-                    sent_in_replay.add(event.event_id)
-                yield _event_frame(event.event_id, event.payload)
-        yield b": live\n\n"
+        live = False
+        quiet_since = loop.time()
+        repoll = _FIRST_REPOLL
         while True:
-            try:
-                message = await asyncio.wait_for(live.messages.get(), heartbeat)
-            except TimeoutError:
-                yield b": heartbeat\n\n"
+            page = await events_after(
+                runtime.engine,
+                position=position,
+                exchange=runtime.names.events,
+                prefixes=prefixes,
+                limit=_PAGE,
+            )
+            for event in page:
+                position = event.position
+                bell.rung.pop(event.event_id, None)
+                if any(topic_matches(p, event.routing_key) for p in patterns):
+                    yield _event_frame(event.event_id, event.payload)
+                    quiet_since = loop.time()
+            if len(page) == _PAGE:
                 continue
-            if message is None:
-                return  # the broker connection dropped: the client resumes from the outbox
-            event_id = message.message_id or ""
-            if event_id in sent_in_replay:
-                sent_in_replay.discard(event_id)
+            if not live:
+                live = True
+                yield b": live\n\n"
+            if bell.broken:
+                return  # the broker connection dropped: the client resumes where it was
+            now = loop.time()
+            bell.forget_older_than(now - _BELL_PATIENCE)
+            if page or not bell.rung:
+                repoll = _FIRST_REPOLL
+            if bell.rung:
+                wait, repoll = repoll, min(repoll * 2, _MAX_REPOLL)
             else:
-                yield _event_frame(event_id, message.body)
-            await message.ack()
+                wait = _IDLE_POLL
+            wait = min(wait, quiet_since + heartbeat - now)
+            if wait > 0:
+                await bell.wait(wait)
+            if loop.time() - quiet_since >= heartbeat:
+                yield b": heartbeat\n\n"
+                quiet_since = loop.time()
     finally:
         # The client went away and the response is being cancelled: tidy up regardless.
         with anyio.CancelScope(shield=True):
-            await live.close()
-
-
-async def _replay(
-    runtime: Runtime, patterns: Sequence[str], position: int
-) -> AsyncIterator[StoredEvent]:
-    prefixes = [literal_prefix(p) for p in patterns]
-    while True:
-        page = await events_after(
-            runtime.engine,
-            position=position,
-            exchange=runtime.names.events,
-            prefixes=prefixes,
-            limit=_REPLAY_PAGE,
-        )
-        for event in page:
-            if any(topic_matches(p, event.routing_key) for p in patterns):
-                yield event
-        if len(page) < _REPLAY_PAGE:
-            return
-        position = page[-1].position
+            await bell.close()
 
 
 def _event_frame(event_id: str, body: bytes) -> bytes:

@@ -161,6 +161,30 @@ async def get_subscription(request: Request, subscription_id: str) -> Subscripti
     )
 
 
+@router.post(
+    "/{subscription_id}/enable",
+    response_model=Subscription,
+    summary="Re-enable a webhook subscription disabled after repeated failures",
+    responses={404: _PROBLEM},
+)
+async def enable_subscription(request: Request, subscription_id: str) -> Subscription:
+    """Make a disabled subscription active again, its count of failed events back at 0.
+
+    Call it once the receiver is fixed. Deliveries resume with events published after this
+    call, within `BUS_WEBHOOK_REFRESH_SECONDS`; the events published while it was disabled are
+    not sent again (a client catches up from `GET /v1/events/stream` with `Last-Event-ID`, or
+    from the dossiers' state). Enabling an active subscription changes nothing.
+    """
+    row = (
+        await store.enable(request.app.state.runtime.writer, subscription_id)
+        if len(subscription_id) <= 36
+        else None
+    )
+    if row is None:
+        raise _not_found(subscription_id)
+    return Subscription(**row)
+
+
 @router.delete(
     "/{subscription_id}",
     status_code=204,

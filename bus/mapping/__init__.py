@@ -7,7 +7,20 @@ language. Load them with :meth:`MappingCatalog.load` and apply one with
 
 from __future__ import annotations
 
-from bus.mapping.catalog import CONTRACTS, MappingCatalog, MessageMapping, default_root
+from bus.mapping.catalog import (
+    CONTRACTS,
+    ConnectorMappings,
+    MappingCatalog,
+    MessageMapping,
+    default_root,
+)
 from bus.mapping.spec import SpecError
 
-__all__ = ["CONTRACTS", "MappingCatalog", "MessageMapping", "SpecError", "default_root"]
+__all__ = [
+    "CONTRACTS",
+    "ConnectorMappings",
+    "MappingCatalog",
+    "MessageMapping",
+    "SpecError",
+    "default_root",
+]

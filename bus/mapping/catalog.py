@@ -21,6 +21,7 @@ from bus.mapping import xmldoc
 from bus.mapping.compiler import Compiler, Context, masked
 from bus.mapping.spec import (
     CodeList,
+    Direction,
     FieldRule,
     MessageSpec,
     SpecError,
@@ -163,6 +164,19 @@ class MappingCatalog:
                 f"no mapping {ref!r}; known: {', '.join(sorted(self._mappings)) or 'none'}"
             ) from None
 
+    def expect(
+        self, ref: str, *, direction: Direction, contract: type[BaseModel]
+    ) -> MessageMapping:
+        """The mapping ``ref``, checked to map ``contract`` in ``direction``.
+
+        A connector asks for its mappings this way when it is built, so a mapping that names
+        the wrong contract or direction stops the worker at start-up, not at the first dossier.
+        """
+        mapping = self.get(ref)
+        if mapping.spec.direction != direction or mapping.contract is not contract:
+            raise SpecError(f"{ref} must map the {contract.__name__} contract {direction}")
+        return mapping
+
     def __iter__(self) -> Iterator[MessageMapping]:
         return iter(self._mappings[ref] for ref in sorted(self._mappings))
 
@@ -207,3 +221,41 @@ def _rule_at(rules: Mapping[str, FieldRule], target: str) -> FieldRule | None:
             if found is not None:
                 return found
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorMappings:
+    """The mappings one connector speaks: its ``partner/version`` and the catalog holding them.
+
+    Built once in a connector's constructor, so that a missing or mistyped message stops the
+    worker at start-up rather than at the first dossier.
+    """
+
+    version: str
+    catalog: MappingCatalog
+
+    @classmethod
+    def of(
+        cls, configured: str | None, default: str, catalog: MappingCatalog | None = None
+    ) -> ConnectorMappings:
+        """The configured ``partner/version`` (else ``default``), from ``catalog`` or loaded.
+
+        Loading reads only that partner's folder: a worker does not compile every partner's
+        mappings to serve one.
+        """
+        version = configured or default
+        if catalog is None:
+            catalog = MappingCatalog.load(partners=(version.split("/", 1)[0],))
+        return cls(version, catalog)
+
+    def get(self, message: str) -> MessageMapping:
+        """The mapping of ``message`` (e.g. ``answer.in``) in this version."""
+        return self.catalog.get(f"{self.version}/{message}")
+
+    def expect(
+        self, message: str, *, direction: Direction, contract: type[BaseModel]
+    ) -> MessageMapping:
+        """The mapping of ``message``, checked to map ``contract`` in ``direction``."""
+        return self.catalog.expect(
+            f"{self.version}/{message}", direction=direction, contract=contract
+        )

@@ -50,6 +50,11 @@ def to_dict(data: str | bytes, *, root: str, xsd: str | None) -> dict[str, Any]:
         )
     if xsd is not None:
         _validate(element, xsd)
+    return element_content(element)
+
+
+def element_content(element: etree._Element) -> dict[str, Any]:
+    """An element's children and attributes as the dict expressions read (a leaf: ``{}``)."""
     content = _element_value(element)
     return content if isinstance(content, dict) else {}
 

@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.database import insert_ignoring_duplicates, write_transaction
-from bus.store.schema import dossiers, hops, outbox, processed_messages
+from bus.store.schema import consumer_positions, dossiers, hops, outbox, processed_messages
 from contracts import FINISHED_STATUSES, DossierStatus, EventEnvelope
 
 Outcome = Literal["applied", "duplicate", "failed"]
@@ -32,7 +33,8 @@ class DeliveryRecord:
     message_id: str
     dossier_code: str
     hop_row: dict[str, Any]
-    #: New status reported by the partner; ``None`` for a failed attempt (hop only).
+    #: New status reported by the partner; ``None`` when its answer moves no status (an event
+    #: consumer's acknowledgement) or the attempt failed.
     new_status: DossierStatus | None = None
     partner_reference: str | None = None
     #: The event that was delivered, so the status event can name its cause.
@@ -41,6 +43,10 @@ class DeliveryRecord:
     agency: str | None = None
     note: str | None = None
     changed_at: datetime | None = None
+    #: The attempt failed: only its hop is recorded, the message stays unprocessed.
+    failed: bool = False
+    #: The dossier sequence of a delivered status event: the consumer's new position.
+    delivered_sequence: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,7 @@ async def commit_deliveries(
     """Commit a batch of delivery records; says per record whether its effect was applied."""
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
-        succeeded = [r for r in records if r.new_status is not None]
+        succeeded = [r for r in records if not r.failed]
         # A message id recorded by a concurrent copy of the same message is not inserted
         # again, and only the copy that inserted it applies its effect.
         claimed = await claim_message_ids(
@@ -115,7 +121,7 @@ async def commit_deliveries(
         outcomes: list[Outcome] = []
         winners: list[DeliveryRecord] = []
         for record in records:
-            if record.new_status is None:
+            if record.failed:
                 outcomes.append("failed")
             elif (record.consumer, record.message_id) in claimed:
                 claimed.discard((record.consumer, record.message_id))  # same id twice in a batch
@@ -125,6 +131,7 @@ async def commit_deliveries(
                 outcomes.append("duplicate")
 
         transitions = await _apply_status(connection, winners, now)
+        await _advance_positions(connection, winners, now)
         hop_rows = [
             {**record.hop_row, "outcome": _hop_outcome(record, outcome), "done_at": now}
             for record, outcome in zip(records, outcomes, strict=True)
@@ -139,7 +146,59 @@ async def commit_deliveries(
 def _hop_outcome(record: DeliveryRecord, outcome: Outcome) -> str:
     if outcome == "failed":
         return str(record.hop_row.get("outcome", "failed"))
-    return "delivered" if outcome == "applied" else "duplicate"
+    if outcome == "duplicate":
+        return "duplicate"
+    # "delivered", unless the worker named it otherwise (a superseded status event).
+    return str(record.hop_row.get("outcome", "delivered"))
+
+
+async def consumer_positions_of(
+    engine: AsyncEngine, consumer: str, dossier_codes: Collection[str]
+) -> dict[str, int]:
+    """The last sequence of each dossier among ``dossier_codes`` delivered to ``consumer``."""
+    if not dossier_codes:
+        return {}
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sa.select(consumer_positions.c.dossier_code, consumer_positions.c.sequence).where(
+                consumer_positions.c.consumer == consumer,
+                consumer_positions.c.dossier_code.in_(set(dossier_codes)),
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+
+async def _advance_positions(
+    connection: AsyncConnection, records: Sequence[DeliveryRecord], now: datetime
+) -> None:
+    """Record the status events consumers were handed; a position never moves back."""
+    # One row per key (the highest): a multi-row upsert may not touch the same row twice.
+    highest: dict[tuple[str, str], int] = {}
+    for r in records:
+        if r.delivered_sequence is not None:
+            key = (r.consumer, r.dossier_code)
+            highest[key] = max(r.delivered_sequence, highest.get(key, 0))
+    if not highest:
+        return
+    rows = [
+        {"consumer": c, "dossier_code": code, "sequence": seq, "updated_at": now}
+        for (c, code), seq in highest.items()
+    ]
+    dialect = connection.dialect.name
+    insert = (sqlite if dialect == "sqlite" else postgresql).insert(consumer_positions)
+    newer = insert.excluded.sequence > consumer_positions.c.sequence
+    await connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=[consumer_positions.c.consumer, consumer_positions.c.dossier_code],
+            set_={
+                "sequence": sa.case(
+                    (newer, insert.excluded.sequence), else_=consumer_positions.c.sequence
+                ),
+                "updated_at": insert.excluded.updated_at,
+            },
+        ),
+        rows,
+    )
 
 
 async def claim_message_ids(

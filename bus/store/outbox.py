@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.store.database import write_transaction
-from bus.store.schema import outbox
+from bus.store.schema import outbox, outbox_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +76,35 @@ async def claim(
 
 
 async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
-    """Record that the broker confirmed these rows."""
+    """Record that the broker confirmed these rows, and give them their place in event streams.
+
+    The rows get the next batch number, taken from the one-row counter: updating it holds the
+    row's lock until this transaction commits, so a relay elsewhere waits for this commit
+    before taking the following number. Batch numbers therefore become visible in increasing
+    order, and a stream that has read up to one has seen everything before it (see
+    :mod:`bus.store.replay`). A row marked twice (a relay taking over an expired lease) keeps
+    its first place, so a stream never sees it move.
+    """
     if not ids:
         return
     async with write_transaction(engine) as connection:
+        batch = (
+            await connection.execute(
+                sa.update(outbox_batches)
+                .where(outbox_batches.c.id == 1)
+                .values(last_batch=outbox_batches.c.last_batch + 1)
+                .returning(outbox_batches.c.last_batch)
+            )
+        ).scalar_one()
         await connection.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(ids))
-            .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=None)
+            .values(
+                sent_at=datetime.now(UTC),
+                claimed_until=None,
+                last_error=None,
+                stream_batch=sa.func.coalesce(outbox.c.stream_batch, batch),
+            )
         )
 
 

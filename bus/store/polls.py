@@ -1,4 +1,8 @@
-"""Recording what a poller read: dedup record, hop, forward-only status, event and position.
+"""Recording partner records: dedup record, hop, forward-only status, event (and poll position).
+
+Two roads bring a partner's status changes: a poller reads them from the partner's list, or the
+partner pushes them (``POST /v1/inbound/{connector}``). Both are committed here, by the same
+rules, so a change is applied once and in order whichever road it took.
 
 One page of partner records is committed in one transaction together with the poller's new
 position (watermark and cursor), so a restart resumes exactly where the committed work ends.
@@ -7,11 +11,15 @@ changes nothing); a record the mapping could not read is filed as a ``parked`` h
 dedup record is kept for it, so that it applies when it is listed again after the mapping is
 fixed.
 
-A polled status only moves its dossier forward. Partners date their records (the judicial
-software to the day), so a record is *stale* when it is older than the last change a poll
-applied to the dossier, or as old but less advanced (``processing`` after ``processed`` on the
-same day). The time of the last applied change is the ``sent_at`` of its ``poll`` hop: the time
-the partner gave the record.
+A partner's status only moves its dossier forward. Partners date their records (the judicial
+software to the day), so a record is *stale* when it is older than the last change a poll or a
+push applied to the dossier, or as old but less advanced (``processing`` after ``processed`` on
+the same day). The time of the last applied change is the ``sent_at`` of its ``poll`` or
+``receive`` hop: the time the partner gave the record.
+
+A pushed record is answered at once, so it is committed on its own (:func:`commit_pushed`): no
+position, and a record about a dossier this bus does not know is refused rather than filed, so
+that the partner's retry applies once the dossier has arrived.
 """
 
 from __future__ import annotations
@@ -38,11 +46,13 @@ from contracts import FINISHED_STATUSES, DossierStatus, StatusChange
 
 __all__ = [
     "POLL_HOP",
+    "RECEIVE_HOP",
     "PollOutcome",
     "PollPosition",
     "PolledEntry",
     "PolledEventFactory",
     "commit_polled",
+    "commit_pushed",
     "is_stale",
     "load_position",
     "save_position",
@@ -51,9 +61,16 @@ __all__ = [
 POLL_HOP: Final = "poll"
 """The ``kind`` of the hop that records one polled record."""
 
+RECEIVE_HOP: Final = "receive"
+"""The ``kind`` of the hop that records one record a partner pushed."""
+
+# Hops whose ``sent_at`` is the partner's date of an applied change: later ones order against it.
+_PARTNER_CHANGE_HOPS: Final = (POLL_HOP, RECEIVE_HOP)
+
 PollOutcome = Literal["applied", "duplicate", "stale", "unknown_dossier", "parked", "still_parked"]
-"""What became of one polled record: also its hop's outcome. A ``duplicate`` (a readable record
-applied before) and a record ``still_parked`` (unreadable, and filed before) write no hop."""
+"""What became of one polled or pushed record: also its hop's outcome. A ``duplicate`` (a readable
+record applied before) and a record ``still_parked`` (unreadable, and filed before) write no hop;
+neither does a pushed record about an ``unknown_dossier`` (it is refused)."""
 
 # How far along a dossier is, to order two changes a partner dates alike (a day-only date).
 _PROGRESS: Final[dict[DossierStatus, int]] = {
@@ -84,7 +101,7 @@ class PollPosition:
 
 @dataclass(frozen=True, slots=True)
 class PolledEntry:
-    """One partner record as a poller read it, ready to be committed."""
+    """One partner record as a poller read it (or as its partner pushed it), ready to commit."""
 
     consumer: str
     #: Stable id of the record at the partner: the dedup key.
@@ -103,7 +120,7 @@ def is_stale(
 ) -> bool:
     """Whether ``change`` would move its dossier back.
 
-    ``last_changed_at`` is when the partner dated the last change a poll applied to the dossier
+    ``last_changed_at`` is when the partner dated the last change a poll or a push applied to it
     (``None`` when none did: then only a less advanced status is stale).
     """
     if last_changed_at is None:
@@ -145,49 +162,93 @@ async def commit_polled(
     """
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
-        outcomes: dict[int, PollOutcome] = {}
-        readable = [i for i, entry in enumerate(entries) if entry.change is not None]
-        claimed = await claim_message_ids(
-            connection, [(entries[i].consumer, entries[i].record_key) for i in readable], now
-        )
-        winners: list[int] = []
-        for i in readable:
-            pair = (entries[i].consumer, entries[i].record_key)
-            if pair in claimed:
-                claimed.discard(pair)  # the same record twice in a page counts once
-                winners.append(i)
-            else:
-                outcomes[i] = "duplicate"
-
-        unreadable = [i for i, entry in enumerate(entries) if entry.change is None]
-        filed = await _parked_before(connection, [entries[i] for i in unreadable])
-        for i in unreadable:
-            mark = (entries[i].record_key, entries[i].hop_row.get("mapping_version"))
-            # Listed again until the mapping is fixed: its hop is written the first time only.
-            outcomes[i] = "still_parked" if mark in filed else "parked"
-            filed.add(mark)
-
-        transitions, correlation = await _apply(connection, entries, winners, outcomes, now)
-
-        hop_rows = [
-            {
-                **entry.hop_row,
-                "outcome": outcomes[i],
-                "correlation_id": correlation.get(i, entry.hop_row["correlation_id"]),
-                # The partner's date of the record: what later records are ordered against.
-                "sent_at": entry.change.changed_at if entry.change else entry.hop_row["sent_at"],
-                "done_at": now,
-            }
-            for i, entry in enumerate(entries)
-            if outcomes[i] not in ("duplicate", "still_parked")
-        ]
-        if hop_rows:
-            await connection.execute(hops.insert(), hop_rows)
-        outbox_rows = [event_row(change, transition) for change, transition in transitions]
-        if outbox_rows:
-            await connection.execute(outbox.insert(), outbox_rows)
+        outcomes = await _record(connection, entries, event_row, now, refuse_unknown=False)
         await _write_position(connection, connector_id, position, now)
+    return outcomes
+
+
+async def commit_pushed(
+    engine: AsyncEngine, entries: Sequence[PolledEntry], event_row: PolledEventFactory
+) -> list[PollOutcome]:
+    """Commit records a partner pushed, in one transaction; says per entry what became of it.
+
+    The rules of :func:`commit_polled`, without a position; an entry about a dossier this store
+    does not know is ``unknown_dossier`` and leaves nothing behind (no dedup record, no hop).
+    """
+    now = datetime.now(UTC)
+    async with write_transaction(engine) as connection:
+        return await _record(connection, entries, event_row, now, refuse_unknown=True)
+
+
+async def _record(
+    connection: AsyncConnection,
+    entries: Sequence[PolledEntry],
+    event_row: PolledEventFactory,
+    now: datetime,
+    *,
+    refuse_unknown: bool,
+) -> list[PollOutcome]:
+    """Dedup records, forward-only moves, hops and events of ``entries``, in ``connection``."""
+    outcomes: dict[int, PollOutcome] = {}
+    readable = [i for i, entry in enumerate(entries) if entry.change is not None]
+    if refuse_unknown:
+        # Checked before claiming: a dedup record would turn the partner's later retry, once
+        # the dossier has arrived, into a duplicate that is never applied.
+        known = await lock_dossiers(
+            connection, {_change(entries[i]).dossier_code for i in readable}
+        )
+        for i in readable:
+            if _change(entries[i]).dossier_code not in known:
+                outcomes[i] = "unknown_dossier"
+        readable = [i for i in readable if i not in outcomes]
+    claimed = await claim_message_ids(
+        connection, [(entries[i].consumer, entries[i].record_key) for i in readable], now
+    )
+    winners: list[int] = []
+    for i in readable:
+        pair = (entries[i].consumer, entries[i].record_key)
+        if pair in claimed:
+            claimed.discard(pair)  # the same record twice in a page counts once
+            winners.append(i)
+        else:
+            outcomes[i] = "duplicate"
+
+    unreadable = [i for i, entry in enumerate(entries) if entry.change is None]
+    filed = await _parked_before(connection, [entries[i] for i in unreadable])
+    for i in unreadable:
+        mark = (entries[i].record_key, entries[i].hop_row.get("mapping_version"))
+        # Listed again until the mapping is fixed: its hop is written the first time only.
+        outcomes[i] = "still_parked" if mark in filed else "parked"
+        filed.add(mark)
+
+    transitions, correlation = await _apply(connection, entries, winners, outcomes, now)
+
+    silent: set[PollOutcome] = {"duplicate", "still_parked"}
+    if refuse_unknown:
+        silent.add("unknown_dossier")
+    hop_rows = [
+        {
+            **entry.hop_row,
+            "outcome": outcomes[i],
+            "correlation_id": correlation.get(i, entry.hop_row["correlation_id"]),
+            # The partner's date of the record: what later records are ordered against.
+            "sent_at": entry.change.changed_at if entry.change else entry.hop_row["sent_at"],
+            "done_at": now,
+        }
+        for i, entry in enumerate(entries)
+        if outcomes[i] not in silent
+    ]
+    if hop_rows:
+        await connection.execute(hops.insert(), hop_rows)
+    outbox_rows = [event_row(change, transition) for change, transition in transitions]
+    if outbox_rows:
+        await connection.execute(outbox.insert(), outbox_rows)
     return [outcomes[i] for i in range(len(entries))]
+
+
+def _change(entry: PolledEntry) -> StatusChange:
+    assert entry.change is not None
+    return entry.change
 
 
 async def _apply(
@@ -204,7 +265,7 @@ async def _apply(
     changes = {i: entries[i].change for i in winners}
     codes = {change.dossier_code for change in changes.values() if change is not None}
     current = await lock_dossiers(connection, codes)
-    last_changed = await _last_polled_changes(connection, current.keys())
+    last_changed = await _last_partner_changes(connection, current.keys())
     ordered = sorted(
         (i for i, change in changes.items() if change is not None),
         key=lambda i: _order_key(changes[i]),
@@ -259,17 +320,17 @@ def _order_key(change: StatusChange | None) -> tuple[datetime, int]:
     return change.changed_at, _PROGRESS[change.status]
 
 
-async def _last_polled_changes(
+async def _last_partner_changes(
     connection: AsyncConnection, codes: Collection[str]
 ) -> dict[str, datetime]:
-    """Per dossier, the partner's date of the last change a poll applied to it."""
+    """Per dossier, the partner's date of the last change a poll or a push applied to it."""
     if not codes:
         return {}
     rows = await connection.execute(
         sa.select(hops.c.dossier_code, sa.func.max(hops.c.sent_at))
         .where(
             hops.c.dossier_code.in_(set(codes)),
-            hops.c.kind == POLL_HOP,
+            hops.c.kind.in_(_PARTNER_CHANGE_HOPS),
             hops.c.outcome == "applied",
         )
         .group_by(hops.c.dossier_code)

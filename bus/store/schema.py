@@ -110,6 +110,13 @@ outbox = sa.Table(
     sa.Column("sent_at", UtcDateTime, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column(
+        "stream_batch",
+        sa.BigInteger,
+        nullable=True,
+        comment="Number of the relay batch that marked it sent, in commit order; "
+        "event streams read (stream_batch, id) in order (bus/store/replay.py)",
+    ),
 )
 sa.Index(
     "ix_outbox_pending",
@@ -118,6 +125,16 @@ sa.Index(
     postgresql_where=outbox.c.sent_at.is_(None),
 )
 sa.Index("ix_outbox_sent_at", outbox.c.sent_at)
+sa.Index("ix_outbox_stream_batch_id", outbox.c.stream_batch, outbox.c.id)
+
+# One row: the last stream_batch handed out. Updating it locks the row until the relay's
+# transaction commits, so batch numbers become visible in the order they were given.
+outbox_batches = sa.Table(
+    "outbox_batches",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("last_batch", sa.BigInteger, nullable=False),
+)
 
 processed_messages = sa.Table(
     "processed_messages",
@@ -125,6 +142,19 @@ processed_messages = sa.Table(
     sa.Column("consumer", sa.String(64), primary_key=True),
     sa.Column("message_id", sa.String(64), primary_key=True),
     sa.Column("processed_at", UtcDateTime, nullable=False),
+)
+
+# Consumers of status events (portals, the national portal's sync) must never be told an older
+# status after a newer one: this is the last dossier sequence each one was handed.
+consumer_positions = sa.Table(
+    "consumer_positions",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column(
+        "sequence", sa.Integer, nullable=False, comment="Last dossier sequence delivered to it"
+    ),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 poll_cursors = sa.Table(

@@ -96,6 +96,26 @@ async def get(engine: AsyncEngine, subscription_id: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row is not None else None
 
 
+async def enable(engine: AsyncEngine, subscription_id: str) -> dict[str, Any] | None:
+    """Re-activate a disabled subscription with a fresh run of failures; ``None`` if unknown.
+
+    An active one is left as it is: its current run of failures is real evidence, which an
+    operator's second click should not erase.
+    """
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            sa.update(subscriptions)
+            .where(subscriptions.c.id == subscription_id, subscriptions.c.active.is_(False))
+            .values(active=True, consecutive_failures=0, disabled_at=None, disabled_reason=None)
+        )
+        row = (
+            await connection.execute(
+                sa.select(*_PUBLIC_COLUMNS).where(subscriptions.c.id == subscription_id)
+            )
+        ).first()
+    return dict(row._mapping) if row is not None else None
+
+
 async def recent_attempts(
     engine: AsyncEngine, subscription_id: str, *, limit: int = 20
 ) -> list[dict[str, Any]]:

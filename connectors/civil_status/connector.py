@@ -21,7 +21,7 @@ import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
-from bus.mapping import MappingCatalog, SpecError
+from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
 from bus.soap import SoapClient
 from connectors.civil_status.wire import (
     MalformedAnswer,
@@ -65,11 +65,9 @@ class CivilStatusConnector:
         catalog: MappingCatalog | None = None,
     ) -> None:
         self.config = config
-        mapping = config.mapping or DEFAULT_MAPPING
-        partner = mapping.split("/", 1)[0]
-        catalog = catalog if catalog is not None else MappingCatalog.load(partners=(partner,))
-        self._request = catalog.get(f"{mapping}/{_REQUEST}")
-        self._answer = catalog.get(f"{mapping}/{_ANSWER}")
+        mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
+        self._request = mappings.get(_REQUEST)
+        self._answer = mappings.get(_ANSWER)
         if self._answer.contract is not StatusChange:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
         # One client per connector, shared by the deliveries in flight; partner text in its
@@ -81,7 +79,7 @@ class CivilStatusConnector:
 
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
-        dossier = delivery.dossier
+        dossier = delivery.require_dossier()
         arguments = self._encode_request(dossier)
         reply = await self._soap.call(arguments, issue=dossier.code, message_id=delivery.message_id)
         with _classify_answer(dossier.code):

@@ -22,7 +22,7 @@ import orjson
 
 from bus.connector import ConnectorConfig
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
-from bus.mapping import MappingCatalog, SpecError
+from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
 from bus.poller import Page, PartnerRecord, ReadRecord, record_key
 from contracts import VN_TZ, StatusChange
 
@@ -83,11 +83,9 @@ class JudicialRecordsConnector:
         catalog: MappingCatalog | None = None,
     ) -> None:
         self.config = config
-        mapping = config.mapping or DEFAULT_MAPPING
-        partner = mapping.split("/", 1)[0]
-        catalog = catalog if catalog is not None else MappingCatalog.load(partners=(partner,))
-        self.record_mapping = catalog.get(f"{mapping}/{_RECORD}")
-        self._acknowledgement = catalog.get(f"{mapping}/{_ACKNOWLEDGEMENT}")
+        mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
+        self.record_mapping = mappings.get(_RECORD)
+        self._acknowledgement = mappings.get(_ACKNOWLEDGEMENT)
         for message in (self.record_mapping, self._acknowledgement):
             if message.contract is not StatusChange:
                 raise SpecError(f"{message.ref} must map the status-change contract")

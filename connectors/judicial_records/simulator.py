@@ -18,12 +18,7 @@ fetched, and only those are never listed again. Failure switches live under ``/_
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import random
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final
@@ -32,6 +27,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bus.testing import (
+    FaultSwitches,
+    PartnerState,
+    SickAnswers,
+    read_capped_body,
+    run_simulator,
+    sick_answer,
+    simulator_app,
+)
 from connectors.judicial_records.connector import ACKNOWLEDGE_PATH, LIST_PATH
 from contracts import VN_TZ, make_dossier_code
 
@@ -51,7 +55,6 @@ MAX_PAGE: Final = 1000
 """The most records one list call may ask for."""
 
 _DAY: Final = "%d/%m/%Y"
-_DISCONNECT_POLL_SECONDS: Final = 0.05
 _MAX_CATCH_UP: Final = 100
 # What the simulated Department of Justice writes at each step (invented names).
 _STEPS: Final[dict[int, str]] = {
@@ -62,25 +65,12 @@ _STEPS: Final[dict[int, str]] = {
 _OFFICERS: Final = ("Lê Thị Hồng", "Vũ Minh Tuấn", "Trần Thu Yến")
 
 
-class SimulatorFaults(BaseModel):
-    """The failure switches in force; posting to ``/_sim/faults`` replaces all of them."""
+class SimulatorFaults(FaultSwitches):
+    """The failure switches in force; posting to ``/_sim/faults`` replaces all of them.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``reject_all`` answers every call ``maLoi`` 100 (AUTHEN_ERROR) with HTTP 200.
+    """
 
-    latency_ms: int = Field(default=0, ge=0, le=600_000, description="Delay before answering")
-    error_rate: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Share of calls answered HTTP 503, unapplied"
-    )
-    reject_all: bool = Field(
-        default=False, description="Answer maLoi 100 (AUTHEN_ERROR) with HTTP 200"
-    )
-    malformed: bool = Field(default=False, description="Answer HTTP 200 with non-JSON garbage")
-    hang: bool = Field(
-        default=False, description="Answer nothing until the client gives up (or hang_seconds)"
-    )
-    hang_seconds: float = Field(
-        default=330.0, gt=0, le=3600, description="Longest hang; above any connector timeout"
-    )
     drop_acknowledgements: bool = Field(
         default=False,
         description="Answer danhDauHsThanhCong with HTTP 503 and mark nothing (lists still work)",
@@ -141,25 +131,15 @@ class StatusRecord:
         }
 
 
-def _now() -> datetime:
-    return datetime.now(VN_TZ)
+@dataclass(kw_only=True)
+class SimulatorState(PartnerState[SimulatorFaults]):
+    """The simulator's status list and counters; safe to share between threads."""
 
-
-@dataclass
-class SimulatorState:
-    """The simulator's status list and counters; safe to share between threads.
-
-    Every read and write goes through one lock and never awaits while holding it, so the
-    counters stay exact under any mix of concurrent requests and test threads.
-    """
-
-    seed: int | None = None
-    clock: Callable[[], datetime] = _now
+    faults: SimulatorFaults = field(default_factory=SimulatorFaults)
     #: A new record appears this often (None: only posted records).
     appear_every_seconds: float | None = None
     #: Receiving agency of the dossiers the generated records are about.
     agency: str = "000.00.10.H12"
-    faults: SimulatorFaults = field(default_factory=SimulatorFaults)
     records: list[StatusRecord] = field(default_factory=list)
     list_calls: int = 0
     listed: int = 0
@@ -168,26 +148,6 @@ class SimulatorState:
     _next_appearance: datetime | None = field(default=None, repr=False)
     _in_progress: dict[str, int] = field(default_factory=dict, repr=False)
     _generated: int = field(default=0, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _random: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)
-
-    def set_faults(self, faults: SimulatorFaults) -> None:
-        """Replace the failure switches."""
-        with self._lock:
-            self.faults = faults
-
-    def current_faults(self) -> SimulatorFaults:
-        """The failure switches in force."""
-        with self._lock:
-            return self.faults
-
-    def draw_error(self, rate: float) -> bool:
-        """Whether this call is one of the ``rate`` share that fails."""
-        with self._lock:
-            return self._random.random() < rate
 
     def add(
         self,
@@ -200,7 +160,7 @@ class SimulatorState:
         certificate: str | None = None,
     ) -> StatusRecord:
         """Append a record to the list (dated today unless ``day`` says otherwise)."""
-        with self._lock:
+        with self.lock:
             return self._add(dossier_code, status, day, officer, note, certificate)
 
     def _add(
@@ -228,7 +188,7 @@ class SimulatorState:
         self, since: date, until: date | None, after: int, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
         """Unacknowledged records dated in ``[since, until]`` numbered above ``after``."""
-        with self._lock:
+        with self.lock:
             self._appear()
             self.list_calls += 1
             matching = [
@@ -248,7 +208,7 @@ class SimulatorState:
     def acknowledge(self, marks: list[tuple[str, str]]) -> int:
         """Mark listed records fetched by (maHoSo, trangThai); returns how many were marked."""
         wanted = set(marks)
-        with self._lock:
+        with self.lock:
             self.acknowledge_calls += 1
             marked = 0
             for record in self.records:
@@ -259,39 +219,35 @@ class SimulatorState:
             self.acknowledged += marked
             return marked
 
-    def stats(self) -> dict[str, Any]:
+    def counters(self) -> dict[str, Any]:
         """Exact counters: records held, listed (with repeats), acknowledged, still pending."""
-        with self._lock:
-            self._appear()
-            return {
-                "records": len(self.records),
-                "list_calls": self.list_calls,
-                "listed": self.listed,
-                "acknowledge_calls": self.acknowledge_calls,
-                "acknowledged": self.acknowledged,
-                "pending": sum(1 for record in self.records if not record.acknowledged),
-                "listed_more_than_once": sum(1 for r in self.records if r.listed > 1),
-            }
+        self._appear()
+        return {
+            "records": len(self.records),
+            "list_calls": self.list_calls,
+            "listed": self.listed,
+            "acknowledge_calls": self.acknowledge_calls,
+            "acknowledged": self.acknowledged,
+            "pending": sum(1 for record in self.records if not record.acknowledged),
+            "listed_more_than_once": sum(1 for r in self.records if r.listed > 1),
+        }
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every record with its state (listed how often, acknowledged or not)."""
-        with self._lock:
+        with self.lock:
             self._appear()
             return [
                 {**record.item(), "daLietKe": record.listed, "daDanhDau": record.acknowledged}
                 for record in self.records
             ]
 
-    def reset(self) -> None:
-        """Forget every record, counter and fault."""
-        with self._lock:
-            self.faults = SimulatorFaults()
-            self.records.clear()
-            self.list_calls = self.listed = self.acknowledge_calls = self.acknowledged = 0
-            self._next_appearance = None
-            self._in_progress.clear()
-            self._generated = 0
-            self._random = random.Random(self.seed)
+    def forget(self) -> None:
+        """Forget every record and counter."""
+        self.records.clear()
+        self.list_calls = self.listed = self.acknowledge_calls = self.acknowledged = 0
+        self._next_appearance = None
+        self._in_progress.clear()
+        self._generated = 0
 
     def _appear(self) -> None:
         """Add the records due by now (called under the lock)."""
@@ -309,8 +265,8 @@ class SimulatorState:
 
     def _step_a_dossier(self, now: datetime) -> None:
         """A dossier enters the software (status 3) or moves one step further (4, then 5)."""
-        if self._in_progress and self._random.random() < 0.6:
-            code = self._random.choice(sorted(self._in_progress))
+        if self._in_progress and self.rng.random() < 0.6:
+            code = self.rng.choice(sorted(self._in_progress))
             status = self._in_progress[code] + 1
         else:
             self._generated += 1
@@ -322,7 +278,7 @@ class SimulatorState:
         else:
             self._in_progress[code] = status
         certificate = f"{int(code[-4:])}/{now.year}/LLTP" if status >= 4 else None
-        self._add(code, status, None, self._random.choice(_OFFICERS), _STEPS[status], certificate)
+        self._add(code, status, None, self.rng.choice(_OFFICERS), _STEPS[status], certificate)
 
 
 def _answer(code: int, message: str, status_code: int = 200, **extra: Any) -> JSONResponse:
@@ -333,19 +289,18 @@ def _invalid(message: str) -> JSONResponse:
     return _answer(302, f"DATA_TYPE_INVALID: {message}", 400)
 
 
-async def _suffer_delays(request: Request, faults: SimulatorFaults) -> bool:
-    """Apply latency and hang; return False when the call hung (the caller answers 504)."""
-    if faults.latency_ms:
-        await asyncio.sleep(faults.latency_ms / 1000)
-    if not faults.hang:
-        return True
-    # Hang like a stuck server, but stop once the client has given up so shutdown is quick.
-    deadline = time.monotonic() + faults.hang_seconds
-    while time.monotonic() < deadline:
-        if await request.is_disconnected():
-            break
-        await asyncio.sleep(_DISCONNECT_POLL_SECONDS)
-    return False
+_SICK: Final = SickAnswers(
+    busy=lambda: _answer(500, "Hệ thống đang bận, vui lòng thử lại sau", 503),
+    timed_out=lambda: _answer(504, "Hết thời gian xử lý", 504),
+)
+
+
+async def _sick_answer(request: Request, sim: SimulatorState) -> Response | None:
+    """The sick-partner answer this call gets, if the switches say so."""
+    sick = await sick_answer(request, sim, _SICK)
+    if sick is None and sim.current_faults().reject_all:
+        return _answer(100, "AUTHEN_ERROR: tài khoản không có quyền truy cập")
+    return sick
 
 
 def _read_day(value: str | None, name: str) -> date:
@@ -389,32 +344,16 @@ def _read_marks(raw: bytes) -> list[tuple[str, str]]:
 def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
     """A FastAPI app that behaves like the judicial-records software; ``app.state.simulator``."""
     sim = state if state is not None else SimulatorState()
-    app = FastAPI(
+    app = simulator_app(
+        sim,
         title="Judicial-records software simulator (lý lịch tư pháp)",
         description="A stand-in for the Department of Justice's judicial-records software.",
     )
-    app.state.simulator = sim
-
-    async def partner_faults(request: Request) -> Response | None:
-        """The sick-partner answer this call gets, if the switches say so."""
-        faults = sim.current_faults()
-        if not await _suffer_delays(request, faults):
-            return _answer(504, "Hết thời gian xử lý", 504)
-        if faults.error_rate and sim.draw_error(faults.error_rate):
-            return _answer(500, "Hệ thống đang bận, vui lòng thử lại sau", 503)
-        if faults.malformed:
-            return Response(
-                "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
-                media_type="text/html",
-            )
-        if faults.reject_all:
-            return _answer(100, "AUTHEN_ERROR: tài khoản không có quyền truy cập")
-        return None
 
     @app.get(LIST_PATH, tags=["lý lịch tư pháp"])
     async def status_list(request: Request) -> Response:
         """dsTrangThaiHoSo: unacknowledged status records dated tuNgay..denNgay, after sauStt."""
-        sick = await partner_faults(request)
+        sick = await _sick_answer(request, sim)
         if sick is not None:
             return sick
         query = request.query_params
@@ -431,13 +370,10 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
     @app.post(ACKNOWLEDGE_PATH, tags=["lý lịch tư pháp"])
     async def acknowledge(request: Request) -> Response:
         """danhDauHsThanhCong: mark listed records fetched, so they are not listed again."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raw = await read_capped_body(request, MAX_REQUEST_BYTES)
+        if raw is None:
             return _answer(500, "DATA_INCORRECT: dữ liệu gửi lên quá lớn", 413)
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BYTES:
-            return _answer(500, "DATA_INCORRECT: dữ liệu gửi lên quá lớn", 413)
-        sick = await partner_faults(request)
+        sick = await _sick_answer(request, sim)
         if sick is not None:
             return sick
         if sim.current_faults().drop_acknowledgements:
@@ -469,55 +405,30 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         """Every record, with how often it was listed and whether it was acknowledged."""
         return sim.snapshot()
 
-    @app.post("/_sim/faults", tags=["simulator"])
-    async def set_faults(faults: SimulatorFaults) -> SimulatorFaults:
-        """Replace the failure switches; fields left out are switched off."""
-        sim.set_faults(faults)
-        return faults
-
-    @app.get("/_sim/faults", tags=["simulator"])
-    async def get_faults() -> SimulatorFaults:
-        """The failure switches in force."""
-        return sim.current_faults()
-
-    @app.post("/_sim/reset", tags=["simulator"])
-    async def reset() -> dict[str, Any]:
-        """Forget every record, counter and fault."""
-        sim.reset()
-        return sim.stats()
-
-    @app.get("/_sim/stats", tags=["simulator"])
-    async def stats() -> dict[str, Any]:
-        """Exact counters, to prove nothing was skipped or acknowledged twice."""
-        return sim.stats()
-
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the simulator: ``python -m connectors.judicial_records.simulator --port 8104``."""
-    import uvicorn
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8104, help="port to listen on")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random draws")
-    parser.add_argument(
-        "--appear-every",
-        type=float,
-        default=20.0,
-        help="seconds between new status records (0: only records posted to /_sim/records)",
-    )
-    parser.add_argument("--log-level", default="info", help="uvicorn log level")
-    args = parser.parse_args(argv)
-    state = SimulatorState(seed=args.seed, appear_every_seconds=args.appear_every or None)
-    uvicorn.run(
-        create_simulator_app(state),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--appear-every",
+            type=float,
+            default=20.0,
+            help="seconds between new status records (0: only records posted to /_sim/records)",
+        )
+
+    run_simulator(
+        lambda args: create_simulator_app(
+            SimulatorState(seed=args.seed, appear_every_seconds=args.appear_every or None)
+        ),
+        port=8104,
+        doc=__doc__,
+        argv=argv,
+        options=options,
         # The bus polls every interval: a line per call drowns everything else unless asked for.
-        access_log=args.log_level in {"debug", "trace"},
+        access_log_levels=frozenset({"debug", "trace"}),
     )
 
 

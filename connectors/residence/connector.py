@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final
 import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
-from bus.mapping import MappingCatalog, SpecError
+from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
 from bus.rest import (
     RestClient,
     mask_personal_numbers,
@@ -54,11 +54,9 @@ class ResidenceConnector:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
-        mapping = config.mapping or DEFAULT_MAPPING
-        partner = mapping.split("/", 1)[0]
-        catalog = catalog if catalog is not None else MappingCatalog.load(partners=(partner,))
-        self._request = catalog.get(f"{mapping}/{_REQUEST}")
-        self._answer = catalog.get(f"{mapping}/{_ANSWER}")
+        mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
+        self._request = mappings.get(_REQUEST)
+        self._answer = mappings.get(_ANSWER)
         if self._answer.contract is not StatusChange:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
         self._client = RestClient(config, transport=transport, environ=environ)
@@ -68,7 +66,7 @@ class ResidenceConnector:
 
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
-        dossier = delivery.dossier
+        dossier = delivery.require_dossier()
         body = map_birth_request(self._request, dossier, certificate_field="congDan.soGiayKhaiSinh")
         reply = await self._client.request(
             "POST",

@@ -18,13 +18,14 @@ from typing import Any, ClassVar, Final
 import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
-from bus.mapping import MappingCatalog, SpecError
+from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
 from bus.rest import (
     RestClient,
     SessionOptions,
     mask_personal_numbers,
 )
 from connectors.birth_linkage import BIRTH_CERTIFICATE_KEY, decode_answer, map_birth_request
+from connectors.social_insurance.wire import CARD_REQUEST_PATH, DEMO_PASSWORD, PASSWORD_ENV
 from contracts import StatusChange
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "DEFAULT_MAPPING",
     "SocialInsuranceConnector",
 ]
-
-CARD_REQUEST_PATH: Final = "/api/bhyt/capTheTreEm"
 
 DEFAULT_MAPPING: Final = "social_insurance/1.0"
 """The mappings used when ``connector.toml`` names none (partner/version under mappings/)."""
@@ -51,6 +50,9 @@ class SocialInsuranceConnector:
     default_config: ClassVar[Path] = Path(__file__).with_name("connector.toml")
     #: Module whose ``main()`` serves a stand-in partner; ``bus run`` starts it for the demo.
     simulator_module: ClassVar[str] = "connectors.social_insurance.simulator"
+    #: What ``bus run`` sets, when unset, for the workers and the simulator alike: the demo
+    #: account the simulator accepts (see :data:`.wire.DEMO_PASSWORD`).
+    demo_environment: ClassVar[Mapping[str, str]] = {PASSWORD_ENV: DEMO_PASSWORD}
 
     def __init__(
         self,
@@ -61,11 +63,9 @@ class SocialInsuranceConnector:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
-        mapping = config.mapping or DEFAULT_MAPPING
-        partner = mapping.split("/", 1)[0]
-        catalog = catalog if catalog is not None else MappingCatalog.load(partners=(partner,))
-        self._request = catalog.get(f"{mapping}/{_REQUEST}")
-        self._answer = catalog.get(f"{mapping}/{_ANSWER}")
+        mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
+        self._request = mappings.get(_REQUEST)
+        self._answer = mappings.get(_ANSWER)
         if self._answer.contract is not StatusChange:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
         # The session travels in the JSON body as "session", the DVCQG way (the defaults).
@@ -78,7 +78,7 @@ class SocialInsuranceConnector:
 
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
-        dossier = delivery.dossier
+        dossier = delivery.require_dossier()
         body = map_birth_request(self._request, dossier, certificate_field="soGiayKhaiSinh")
         reply = await self._client.request(
             "POST",

@@ -77,3 +77,34 @@ def test_a_failed_probe_opens_it_again_and_a_good_one_closes_it() -> None:
     assert breaker.state is CircuitState.CLOSED
     assert breaker.allow()
     assert breaker.allow()
+
+
+def test_a_late_failure_does_not_push_back_the_probe() -> None:
+    """A call let through before the circuit opened, failing after, keeps the pause as it was."""
+    clock = Clock()
+    breaker = _breaker(clock)
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 6
+    breaker.record_failure()  # the fourth call in flight when the third one failed
+    assert breaker.state is CircuitState.OPEN and breaker.opened == 1
+    assert breaker.retry_in == 4
+    clock.now += 4
+    assert breaker.allow()
+
+
+def test_asking_whether_it_accepts_does_not_claim_the_probe() -> None:
+    """`accepting` answers like allow() would, but leaves the one probe to the caller of allow()."""
+    clock = Clock()
+    breaker = _breaker(clock)
+    assert breaker.accepting
+    for _ in range(3):
+        breaker.record_failure()
+    assert not breaker.accepting
+    clock.now += 10
+    assert breaker.accepting and breaker.accepting
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.allow()
+    assert not breaker.accepting  # the probe is out
+    breaker.record_success()
+    assert breaker.accepting

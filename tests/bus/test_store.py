@@ -15,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.ingest import Submission, build_ingest_request
 from bus.store import outbox as outbox_store
+from bus.store import replay
 from bus.store.database import create_engine, writer
 from bus.store.deliveries import DeliveryRecord, StatusTransition, commit_deliveries
 from bus.store.ingest import IngestConflict, IngestReceipt, write_ingest_batch
 from bus.store.migrate import upgrade_async
-from bus.store.schema import dossiers, hops, metadata, outbox
+from bus.store.schema import dossiers, hops, metadata, outbox, outbox_batches
 from contracts import DossierStatus, sample_birth_dossier
 
 
@@ -147,6 +148,62 @@ async def test_sent_rows_are_not_claimed_again(engine: AsyncEngine) -> None:
     await asyncio.sleep(0.05)
     assert await outbox_store.claim(engine, relay_id="r", limit=10, lease_seconds=30) == []
     assert (await outbox_store.lag(engine))[0] == 0
+
+
+async def test_streams_read_events_in_the_order_they_were_marked_sent(engine: AsyncEngine) -> None:
+    """Stream order is the order of the relays' commits, not of ids; a place is never moved."""
+    receipts = await write_ingest_batch(engine, [_request(i) for i in range(1, 4)])
+    a, b, c = (r.event_id for r in receipts if isinstance(r, IngestReceipt))
+    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+    assert await replay.position_of(engine, c) is None  # not confirmed yet: not in the stream
+
+    await outbox_store.mark_sent(engine, [row_id[c]])
+    await outbox_store.mark_sent(engine, [row_id[b], row_id[a]])
+    await outbox_store.mark_sent(engine, [row_id[a]])  # a relay that took over the lease
+    everything = await _stream(engine, replay.STREAM_START)
+    assert [e.event_id for e in everything] == [c, a, b]
+    assert await replay.stream_end(engine) == everything[-1].position
+    after_c = await replay.position_of(engine, c)
+    assert after_c is not None
+    assert [e.event_id for e in await _stream(engine, after_c)] == [a, b]
+
+
+async def test_a_relay_commits_its_batch_before_the_next_one_is_numbered(
+    engine: AsyncEngine,
+) -> None:
+    """While one relay's batch is uncommitted, another relay waits to take the next number.
+
+    Otherwise a reader could see batch 2 before batch 1 commits, move past it, and never
+    return to the events of batch 1.
+    """
+    receipts = await write_ingest_batch(engine, [_request(i) for i in range(1, 3)])
+    first, second = (r.event_id for r in receipts if isinstance(r, IngestReceipt))
+    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+    async with engine.begin() as slow:
+        # A relay mid-way through mark_sent: it holds the counter until it commits.
+        await slow.execute(
+            sa.update(outbox_batches).values(last_batch=outbox_batches.c.last_batch + 1)
+        )
+        other = asyncio.create_task(outbox_store.mark_sent(engine, [row_id[second]]))
+        await asyncio.sleep(0.3)
+        assert not other.done(), "the second relay numbered a batch before the first committed"
+        await slow.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == row_id[first])
+            .values(sent_at=datetime.now(UTC), stream_batch=1)
+        )
+    await asyncio.wait_for(other, 10)
+    assert [e.event_id for e in await _stream(engine, replay.STREAM_START)] == [first, second]
+
+
+async def _claim_all(engine: AsyncEngine) -> list[outbox_store.PendingEvent]:
+    return await outbox_store.claim(engine, relay_id="r", limit=100, lease_seconds=30)
+
+
+async def _stream(engine: AsyncEngine, after: replay.StreamPosition) -> list[replay.StoredEvent]:
+    return await replay.events_after(
+        engine, position=after, exchange="t.events", prefixes=[""], limit=100
+    )
 
 
 def _delivery(

@@ -50,6 +50,7 @@ from contracts import (
     StatusChange,
     sample_birth_dossier,
 )
+from tests.connectors.helpers import set_faults, stats
 
 PORTS = {"1.1": "HoTichSoap", "1.2": "HoTichSoap12"}
 ANSWER_FIELDS = ("trangThai", "maHoSo", "soDangKy", "ngayDangKy", "moTa", "daTonTai")
@@ -158,27 +159,6 @@ async def connector(
     instance = CivilStatusConnector(config, catalog=catalog)
     yield instance
     await instance.aclose()
-
-
-@pytest.fixture
-async def sim(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client on the simulator, for its switches and for hostile requests."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
-
-
-async def set_faults(sim: httpx.AsyncClient, **faults: Any) -> None:
-    """Switch the simulator's failure modes."""
-    response = await sim.post("/_sim/faults", json=faults)
-    response.raise_for_status()
-
-
-async def stats(sim: httpx.AsyncClient) -> dict[str, Any]:
-    """The simulator's exact counters, read over HTTP."""
-    response = await sim.get("/_sim/stats")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
 
 
 def mocked_connector(

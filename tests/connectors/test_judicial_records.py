@@ -7,7 +7,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
-from typing import Any
 
 import aio_pika
 import httpx
@@ -36,6 +35,7 @@ from connectors.judicial_records import (
 )
 from contracts import VN_TZ, DossierStatus, EventEnvelope, StatusChange, sample_birth_dossier
 from tests.conftest import AMQP_URL, make_settings
+from tests.connectors.helpers import set_faults
 
 EXCHANGE = "t.events"
 TODAY = datetime.now(VN_TZ).date()
@@ -76,25 +76,12 @@ async def connector(config: ConnectorConfig) -> AsyncIterator[JudicialRecordsCon
 
 
 @pytest.fixture
-async def sim(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client on the simulator, for its switches."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
 async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated, empty store."""
     await upgrade_async(sqlite_url)
     engine = create_engine(sqlite_url)
     yield engine
     await engine.dispose()
-
-
-async def set_faults(sim: httpx.AsyncClient, **faults: Any) -> None:
-    """Switch the simulator's failure modes."""
-    response = await sim.post("/_sim/faults", json=faults)
-    response.raise_for_status()
 
 
 async def ingest(engine: AsyncEngine, count: int) -> list[str]:

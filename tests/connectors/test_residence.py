@@ -32,6 +32,7 @@ from contracts import (
     EventEnvelope,
     sample_birth_dossier,
 )
+from tests.connectors.helpers import set_faults, stats
 
 BIRTH_CERTIFICATE = "KS/2024/000001"
 
@@ -98,27 +99,6 @@ async def connector(
     instance = ResidenceConnector(config, catalog=catalog)
     yield instance
     await instance.aclose()
-
-
-@pytest.fixture
-async def sim(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client on the simulator, for its switches."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield client
-
-
-async def set_faults(sim: httpx.AsyncClient, **faults: Any) -> None:
-    """Switch the simulator's failure modes."""
-    response = await sim.post("/_sim/faults", json=faults)
-    response.raise_for_status()
-
-
-async def stats(sim: httpx.AsyncClient) -> dict[str, Any]:
-    """The simulator's exact counters, read over HTTP."""
-    response = await sim.get("/_sim/stats")
-    response.raise_for_status()
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def deliver_mocked(

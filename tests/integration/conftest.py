@@ -59,9 +59,13 @@ async def client(api: str) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def workers(settings: Settings, api: str) -> AsyncIterator[list[ConnectorWorker]]:
-    """Connector workers running in the test's event loop (after the API declared topology)."""
+    """The civil-status worker, in the test's event loop (after the API declared topology).
+
+    Only the connector these tests point at a simulator: the event consumers (portal, one-stop,
+    DVCQG) have tests of their own with their simulators.
+    """
     runtime = await Runtime.open(settings, name="test-worker")
-    started = await run_workers(runtime)
+    started = await run_workers(runtime, ["civil_status"])
     yield started
     for worker in started:
         await worker.stop()

@@ -33,7 +33,7 @@ BROKEN = "hoTen: {from: form.child_name, required: true}"  # a typo an integrato
 
 async def _start_worker(settings: Settings) -> tuple[Runtime, list]:  # type: ignore[type-arg]
     runtime = await Runtime.open(settings, name="test-worker")
-    return runtime, await run_workers(runtime)
+    return runtime, await run_workers(runtime, ["civil_status"])
 
 
 async def _stop_worker(runtime: Runtime, workers: list) -> None:  # type: ignore[type-arg]

@@ -66,7 +66,7 @@ async def test_cutting_the_broker_link_during_ingest_loses_nothing(
     )
     with serve_app(create_app(settings), lifespan="on") as api:
         runtime = await Runtime.open(settings, name="test-worker")
-        workers = await run_workers(runtime)
+        workers = await run_workers(runtime, ["civil_status"])
         cuts: list[asyncio.Task[None]] = []
 
         async def cut_for(seconds: float) -> None:
@@ -99,7 +99,7 @@ def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[str]:
     env = {**os.environ, **settings.as_environment()}
     with log.open("a") as stderr:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", "worker"],
+            [sys.executable, "-m", "bus.cli", "worker", "--connector", "civil_status"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -190,7 +190,7 @@ async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_
     settings = make_settings(
         namespace,
         sqlite_url,
-        retry_delays=(1.0, 2.0),
+        retry_delays=(1.0, 2.0),  # slower tiers, also deleted by broker_cleanup
         connector_endpoints={"civil_status": simulator.url},
     )
     poison = sample_birth_dossier_json(sequence=9000)
@@ -203,7 +203,7 @@ async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_
     )
     with serve_app(create_app(settings), lifespan="on") as api:
         runtime = await Runtime.open(settings, name="test-worker")
-        workers = await run_workers(runtime)
+        workers = await run_workers(runtime, ["civil_status"])
         connection = await aio_pika.connect(AMQP_URL)
         try:
             channel = await connection.channel()

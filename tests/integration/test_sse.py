@@ -6,14 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.api.app import create_app
 from bus.api.events_stream import REPLAY_UNAVAILABLE
 from bus.settings import Settings
+from bus.store.database import create_engine
+from bus.store.schema import outbox
+from bus.testing import serve_app
+from bus.topology import Names
 from bus.worker import ConnectorWorker
 from contracts import (
     EVENT_DOSSIER_STATUS_CHANGED,
@@ -230,3 +238,100 @@ async def test_a_malformed_pattern_is_refused(client: httpx.AsyncClient) -> None
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in answer.json()["errors"]] == ["routing_key[1]"]
+
+
+async def test_a_resume_returns_what_followed_in_commit_order_even_a_lower_id(
+    namespace: str, database_url: str, simulator: Simulator, broker_cleanup: list[str]
+) -> None:
+    """An event whose transaction commits late (on PostgreSQL: with a lower id) is not skipped.
+
+    A slow transaction writes an event, then a dossier's event commits and is streamed; the
+    client leaves, the slow one commits, a second dossier follows. Resuming after the streamed
+    event returns exactly the slow event and the second dossier's, in the order they committed.
+    On SQLite writers take turns, so the slow event simply commits after the client left.
+    """
+    settings = make_settings(
+        namespace, database_url, connector_endpoints={"civil_status": simulator.url}
+    )
+    engine = create_engine(database_url)
+    slow_event_id = f"late-{namespace}"
+    with serve_app(create_app(settings), lifespan="on") as api:
+        try:
+            async with (
+                httpx.AsyncClient(base_url=api, timeout=30) as client,
+                engine.connect() as slow,
+            ):
+                interleaved = engine.dialect.name == "postgresql"
+                if interleaved:
+                    await slow.begin()
+                    await slow.execute(
+                        sa.insert(outbox).values(_outbox_row(slow_event_id, settings))
+                    )
+                async with open_stream(api, "dossier.#") as stream:
+                    await stream.until_live()
+                    first = await _submit(client, 1)
+                    [seen] = await stream.events(1)
+                assert seen.json["subject"] == first
+
+                if interleaved:
+                    await slow.commit()
+                else:
+                    async with engine.begin() as connection:
+                        await connection.execute(
+                            sa.insert(outbox).values(_outbox_row(slow_event_id, settings))
+                        )
+                second = await _submit(client, 2)
+                ids = await wait_for(lambda: _sent_ids(engine, seen.id, slow_event_id, second))
+                if interleaved:
+                    assert ids[slow_event_id] < ids[seen.id], "the scenario needs a lower id"
+
+                async with open_stream(api, "dossier.#", last_event_id=seen.id) as stream:
+                    replayed = await stream.until_live()
+            assert [f.id for f in replayed] == [slow_event_id, ids["second"]]
+            assert replayed[1].json["subject"] == second
+        finally:
+            await engine.dispose()
+
+
+def _outbox_row(event_id: str, settings: Settings) -> dict[str, Any]:
+    """An event another bus process is writing: on no connector's route, so nobody else acts."""
+    body = {
+        "specversion": "1.0",
+        "id": event_id,
+        "type": "vn.lienthong.test.late",
+        "source": "/tests",
+        "subject": "LATE-1",
+        "data": {},
+    }
+    return {
+        "event_id": event_id,
+        "dossier_code": "LATE-1",
+        "exchange": Names(settings.namespace).events,
+        "routing_key": "dossier.test.late",
+        "mandatory": False,
+        "payload": orjson.dumps(body),
+        "created_at": datetime.now(UTC),
+    }
+
+
+async def _sent_ids(
+    engine: AsyncEngine, first_id: str, slow_id: str, second_code: str
+) -> dict[str, Any] | None:
+    """Outbox ids of the three events once the relay has marked all of them sent."""
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                sa.select(outbox.c.event_id, outbox.c.id, outbox.c.dossier_code).where(
+                    sa.or_(
+                        outbox.c.event_id.in_([first_id, slow_id]),
+                        outbox.c.dossier_code == second_code,
+                    ),
+                    outbox.c.sent_at.is_not(None),
+                )
+            )
+        ).all()
+    if len(rows) != 3:
+        return None
+    ids: dict[str, Any] = {row.event_id: row.id for row in rows}
+    ids["second"] = next(row.event_id for row in rows if row.dossier_code == second_code)
+    return ids

@@ -210,6 +210,107 @@ async def test_a_failing_receiver_is_retried_then_disabled(
     assert len(receiver.to("/down")) == len(calls)
 
 
+@pytest.mark.parametrize(
+    "settings", [{"webhook_max_attempts": 4, "webhook_disable_after": 1}], indirect=True
+)
+async def test_retries_past_the_last_tier_wait_the_last_tier_again(
+    client: httpx.AsyncClient,
+    workers: list[ConnectorWorker],
+    dispatcher: WebhookDispatcher,
+    receiver: Receiver,
+) -> None:
+    """With more attempts than tiers, each retry beyond them waits the longest tier again."""
+    receiver.status["/down"] = 503
+    failing = await _subscribe(client, f"{receiver.url}/down", "dossier.status.#")
+    await _submit(client, 1)
+
+    view = await wait_for(lambda: _disabled(client, failing["id"]))
+    assert view["consecutive_failures"] == 1
+    calls = receiver.to("/down")
+    assert [c.headers["x-bus-attempt"] for c in calls] == ["1", "2", "3", "4"]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+    assert all(g >= d * 0.9 for g, d in zip(gaps, (0.2, 0.4, 0.4), strict=True)), gaps
+
+
+async def test_only_failures_in_a_row_disable_a_subscription(
+    client: httpx.AsyncClient,
+    workers: list[ConnectorWorker],
+    dispatcher: WebhookDispatcher,
+    receiver: Receiver,
+) -> None:
+    """A delivered event resets the run: fail, succeed, fail leaves it active; a second fails it.
+
+    The receiver answers 410, which fails an event at once (no retry), so each step is quick.
+    """
+    flaky = await _subscribe(client, f"{receiver.url}/flaky", "dossier.status.#")
+
+    async def after_event(sequence: int, status: int) -> dict[str, Any]:
+        receiver.status["/flaky"] = status
+        await _submit(client, sequence)
+        await wait_for(lambda: _async(len(receiver.to("/flaky")) == sequence))
+        await wait_for(lambda: _logged(client, flaky["id"], sequence))
+        view: dict[str, Any] = (await client.get(f"/v1/subscriptions/{flaky['id']}")).json()
+        return view
+
+    assert (await after_event(1, 410))["consecutive_failures"] == 1
+    assert (await after_event(2, 204))["consecutive_failures"] == 0
+    view = await after_event(3, 410)
+    assert view["active"] and view["consecutive_failures"] == 1
+    view = await after_event(4, 410)
+    assert not view["active"] and view["consecutive_failures"] == 2
+    outcomes = [a["outcome"] for a in reversed(await _attempts(client, flaky["id"]))]
+    assert outcomes == ["failed", "delivered", "failed", "failed"]
+
+
+async def test_a_disabled_subscription_is_enabled_again_with_a_fresh_count(
+    client: httpx.AsyncClient,
+    workers: list[ConnectorWorker],
+    dispatcher: WebhookDispatcher,
+    receiver: Receiver,
+) -> None:
+    """POST .../enable re-activates it with no failures on record; later events reach it."""
+    receiver.status["/fixed"] = 410
+    hook = await _subscribe(client, f"{receiver.url}/fixed", "dossier.status.#")
+    for sequence in (1, 2):
+        await _submit(client, sequence)
+    disabled = await wait_for(lambda: _disabled(client, hook["id"]))
+    assert disabled["consecutive_failures"] == 2 and disabled["disabled_reason"]
+
+    receiver.status["/fixed"] = 204
+    answer = await client.post(f"/v1/subscriptions/{hook['id']}/enable")
+    assert answer.status_code == 200, answer.text
+    enabled = answer.json()
+    assert enabled["active"] and enabled["consecutive_failures"] == 0
+    assert enabled["disabled_at"] is None and enabled["disabled_reason"] is None
+    assert "secret" not in enabled
+    assert enabled["created_at"] == disabled["created_at"] and enabled["id"] == hook["id"]
+    view = (await client.get(f"/v1/subscriptions/{hook['id']}")).json()
+    assert {k: v for k, v in view.items() if k != "recent_attempts"} == enabled
+
+    code = await _submit(client, 3)
+    await wait_for(lambda: _delivered_count(client, hook["id"], 1))
+    [call] = [c for c in receiver.to("/fixed") if c.event["subject"] == code]
+    assert verify_signature(hook["secret"], call.body, call.headers["x-bus-signature"])
+
+    # Enabling an active subscription changes nothing; an unknown one is a 404 problem.
+    again = await client.post(f"/v1/subscriptions/{hook['id']}/enable")
+    assert again.status_code == 200 and again.json()["active"]
+    missing = await client.post("/v1/subscriptions/no-such-subscription/enable")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_enable_route_is_documented(client: httpx.AsyncClient) -> None:
+    """OpenAPI describes the enable route: its answer is a Subscription, 404 a problem."""
+    schema = (await client.get("/openapi.json")).json()
+    operation = schema["paths"]["/v1/subscriptions/{subscription_id}/enable"]["post"]
+    assert "disabled" in operation["summary"] and operation["description"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Subscription"
+    }
+    assert "application/problem+json" in operation["responses"]["404"]["content"]
+
+
 async def test_only_events_matching_the_patterns_are_delivered(
     client: httpx.AsyncClient,
     workers: list[ConnectorWorker],
@@ -292,3 +393,12 @@ async def _async(value: Any) -> Any:
 async def _delivered_count(client: httpx.AsyncClient, subscription_id: str, count: int) -> bool:
     attempts = await _attempts(client, subscription_id)
     return sum(a["outcome"] == "delivered" for a in attempts) >= count
+
+
+async def _disabled(client: httpx.AsyncClient, subscription_id: str) -> dict[str, Any] | None:
+    view: dict[str, Any] = (await client.get(f"/v1/subscriptions/{subscription_id}")).json()
+    return None if view["active"] else view
+
+
+async def _logged(client: httpx.AsyncClient, subscription_id: str, count: int) -> bool:
+    return len(await _attempts(client, subscription_id)) >= count
