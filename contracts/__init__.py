@@ -44,6 +44,13 @@ from contracts.envelope import (
     EventEnvelope,
     dataschema_uri,
 )
+from contracts.linkage import (
+    DEFAULT_BUNDLES_DIR,
+    STEP_RESULT_FIELDS,
+    LinkageBundle,
+    LinkageStep,
+    load_linkage_bundles,
+)
 from contracts.procedures import (
     DEFAULT_CATALOGUE_PATH,
     Procedure,
@@ -63,6 +70,7 @@ from contracts.status import (
 from contracts.timezone import VN_TZ, VnDateTime, to_vn
 
 __all__ = [
+    "DEFAULT_BUNDLES_DIR",
     "DEFAULT_CATALOGUE_PATH",
     "DOSSIER_DATASCHEMA",
     "DOSSIER_SCHEMA_VERSION",
@@ -74,6 +82,7 @@ __all__ = [
     "SAMPLE_RECEIVED_AT",
     "STATUS_CHANGE_DATASCHEMA",
     "STATUS_CHANGE_SCHEMA_VERSION",
+    "STEP_RESULT_FIELDS",
     "TERMINAL_STATUSES",
     "VN_TZ",
     "Address",
@@ -89,6 +98,8 @@ __all__ = [
     "DossierStatus",
     "EventEnvelope",
     "Fee",
+    "LinkageBundle",
+    "LinkageStep",
     "Procedure",
     "ProcedureCatalogue",
     "ProcedureCode",
@@ -106,6 +117,7 @@ __all__ = [
     "is_citizen_id",
     "is_dossier_code",
     "is_procedure_code",
+    "load_linkage_bundles",
     "load_procedure_catalogue",
     "make_dossier_code",
     "mask_citizen_id",

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from contracts.dossier import BirthRegistrationForm, Dossier
 from contracts.envelope import EventEnvelope, dataschema_uri
+from contracts.linkage import LinkageBundle
 from contracts.status import StatusChange
 
 __all__ = ["SCHEMAS", "SCHEMAS_DIR", "check_schemas", "main", "render_schemas", "write_schemas"]
@@ -27,6 +28,7 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "status-change-1.0": StatusChange,
     "event-envelope-1.0": EventEnvelope,
     "birth-registration-form-1.0": BirthRegistrationForm,
+    "linkage-bundle-1.0": LinkageBundle,
 }
 """File stem (``<name>-<version>``) -> model; the stem also names the ``dataschema`` URI."""
 
