@@ -1,4 +1,4 @@
-"""Accepting a dossier: check it can be routed, build its event, commit both, wake the relay."""
+"""Accepting a dossier: check it can be routed, give it a due date, commit it with its event."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import orjson
 
 from bus import events
 from bus.batching import Batcher
+from bus.calendar import WorkingCalendar, calendar_from_settings, end_of_day
 from bus.routing import submitted_key
 from bus.runtime import Runtime
 from bus.store.ingest import IngestReceipt, IngestRequest, write_ingest_batch
@@ -52,9 +53,18 @@ def content_hash(document: dict[str, Any]) -> str:
 class IngestService:
     """The write side of ``POST /v1/dossiers``, group-committed."""
 
-    def __init__(self, runtime: Runtime, catalogue: ProcedureCatalogue) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        catalogue: ProcedureCatalogue,
+        *,
+        calendar: WorkingCalendar | None = None,
+    ) -> None:
         self._runtime = runtime
         self._catalogue = catalogue
+        # Built here, not on first use, so a contradictory BUS_EXTRA_DAYS_OFF /
+        # BUS_MAKEUP_WORKING_DAYS stops the process at start-up.
+        self._calendar = calendar or calendar_from_settings(runtime.settings)
         self._batcher: Batcher[IngestRequest, IngestReceipt] = Batcher(
             self._write, max_batch=runtime.settings.batch_max, name="ingest"
         )
@@ -99,21 +109,51 @@ class IngestService:
             )
         return connector.id
 
+    def derived_due_at(self, dossier: Dossier) -> datetime | None:
+        """The due date the bus gives a dossier sent without one, from its procedure's time.
+
+        ``None`` when the sender gave a due date (the receiving agency's word stands) or when
+        the catalogue has no processing time for the procedure.
+        """
+        procedure = self._catalogue.get(dossier.procedure_code)
+        if dossier.due_at is not None or procedure is None or procedure.working_days is None:
+            return None
+        day = self._calendar.due_date(
+            dossier.received_at, procedure.working_days, procedure.cutoff_hour
+        )
+        return end_of_day(day)
+
     async def accept(self, dossier: Dossier, submission: Submission) -> IngestReceipt:
         """Commit the dossier and its ``dossier.submitted`` event; returns after the commit."""
         self.check_routable(dossier)
         request = build_ingest_request(
-            dossier, submission, events_exchange=self._runtime.names.events
+            dossier,
+            submission,
+            events_exchange=self._runtime.names.events,
+            due_at=self.derived_due_at(dossier),
         )
         return await self._batcher.submit(request)
 
 
 def build_ingest_request(
-    dossier: Dossier, submission: Submission, *, events_exchange: str
+    dossier: Dossier,
+    submission: Submission,
+    *,
+    events_exchange: str,
+    due_at: datetime | None = None,
 ) -> IngestRequest:
-    """The rows that accepting ``dossier`` writes: state, outbox event and ingest hop."""
+    """The rows that accepting ``dossier`` writes: state, outbox event and ingest hop.
+
+    ``due_at``, the due date the bus derived, fills the dossier's when it has none.
+    """
     now = datetime.now(UTC)
     document = events.dossier_json(dossier)
+    # The fingerprint is of what the sender sent, so that a retry after a change of the
+    # calendar's configuration (which may move the derived due date) is still a replay.
+    fingerprint = content_hash(document)
+    if due_at is not None and dossier.due_at is None:
+        dossier = dossier.model_copy(update={"due_at": due_at})
+        document = events.dossier_json(dossier)
     event = events.dossier_submitted(
         dossier,
         event_id=events.new_event_id(),
@@ -139,7 +179,7 @@ def build_ingest_request(
             "due_at": dossier.due_at,
             "finished_at": dossier.finished_at,
             "partner_reference": None,
-            "content_hash": content_hash(document),
+            "content_hash": fingerprint,
             "idempotency_key": submission.idempotency_key,
             "accepted_event_id": event.id,
             "document": document,

@@ -8,6 +8,7 @@ from this class, so the descriptions here are the documentation.
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import lru_cache
 
 from pydantic import Field
@@ -121,6 +122,20 @@ class Settings(BaseSettings):
         default=15.0,
         gt=0,
         description="Seconds between heartbeat comments on an idle Server-Sent Events stream.",
+    )
+
+    # --- working days and due dates (bus/calendar.py) ----------------------------------------
+    extra_days_off: tuple[date, ...] = Field(
+        default=(),
+        description="Days off the `holidays` package does not know, as a JSON list of ISO "
+        'dates, e.g. `["2026-01-02"]`: a working day the government swapped for a Saturday in '
+        "its yearly holiday schedule. Due dates skip them.",
+    )
+    makeup_working_days: tuple[date, ...] = Field(
+        default=(),
+        description="Working days the `holidays` package does not know, as a JSON list of ISO "
+        'dates, e.g. `["2026-01-10"]`: the make-up Saturday of a swapped day, or a holiday the '
+        "package lists that agencies work after all. Due dates count them.",
     )
 
     # --- connectors ----------------------------------------------------------------------------

@@ -36,6 +36,21 @@ class Procedure(ContractModel):
         default=None, max_length=50, description="Mã lĩnh vực — field code, when known"
     )
     field_name: str = Field(min_length=1, max_length=300, description="Tên lĩnh vực — field name")
+    working_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description="Thời hạn giải quyết — processing time in working days after the day of "
+        "receipt (0: the same working day); null when not known, and the bus then keeps the "
+        "due date the sender gives",
+    )
+    cutoff_hour: int | None = Field(
+        default=None,
+        ge=0,
+        le=23,
+        description="A dossier received at or after this local hour counts as received on the "
+        "next working day; null: the whole working day counts",
+    )
 
 
 class _CatalogueFile(ContractModel):

@@ -84,6 +84,11 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
     order, and a stream that has read up to one has seen everything before it (see
     :mod:`bus.store.replay`). A row marked twice (a relay taking over an expired lease) keeps
     its first place, so a stream never sees it move.
+
+    A row also waits for the earlier rows of its dossier: the status event a worker's relay
+    confirms can overtake the submitted event the API's relay is still waiting on. It is then
+    marked sent without a place, and takes one with the earlier row, in the batch that marks
+    that row; so a stream gives each dossier's events in sequence.
     """
     if not ids:
         return
@@ -99,12 +104,30 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
         await connection.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(ids))
-            .values(
-                sent_at=datetime.now(UTC),
-                claimed_until=None,
-                last_error=None,
-                stream_batch=sa.func.coalesce(outbox.c.stream_batch, batch),
+            .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=None)
+        )
+        earlier = outbox.alias("earlier")
+        unsent_before = (
+            sa.select(earlier.c.id)
+            .where(
+                earlier.c.dossier_code == outbox.c.dossier_code,
+                earlier.c.id < outbox.c.id,
+                earlier.c.sent_at.is_(None),
             )
+            .exists()
+        )
+        # An alias: a plain ``outbox`` here would be correlated with the row being updated.
+        marked = outbox.alias("marked")
+        dossiers = sa.select(marked.c.dossier_code).where(marked.c.id.in_(ids))
+        await connection.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.dossier_code.in_(dossiers),
+                outbox.c.sent_at.is_not(None),
+                outbox.c.stream_batch.is_(None),
+                ~unsent_before,
+            )
+            .values(stream_batch=batch)
         )
 
 

@@ -126,6 +126,8 @@ sa.Index(
 )
 sa.Index("ix_outbox_sent_at", outbox.c.sent_at)
 sa.Index("ix_outbox_stream_batch_id", outbox.c.stream_batch, outbox.c.id)
+# Marking a row sent looks at the earlier rows of its dossier (bus/store/outbox.py).
+sa.Index("ix_outbox_dossier_code_id", outbox.c.dossier_code, outbox.c.id)
 
 # One row: the last stream_batch handed out. Updating it locks the row until the relay's
 # transaction commits, so batch numbers become visible in the order they were given.

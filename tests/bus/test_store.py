@@ -168,6 +168,35 @@ async def test_streams_read_events_in_the_order_they_were_marked_sent(engine: As
     assert [e.event_id for e in await _stream(engine, after_c)] == [a, b]
 
 
+async def test_a_dossiers_later_event_confirmed_first_waits_for_the_earlier_one(
+    engine: AsyncEngine,
+) -> None:
+    """A worker's relay can confirm a status event before the API's relay marks the dossier's
+    submitted event: the stream still gives the dossier's events in sequence."""
+    [receipt] = await write_ingest_batch(engine, [_request(1)])
+    assert isinstance(receipt, IngestReceipt)
+    async with engine.begin() as connection:
+        await connection.execute(
+            outbox.insert().values(
+                event_id="status-2",
+                dossier_code=receipt.dossier_code,
+                exchange="t.events",
+                routing_key="dossier.status.9.000.00.10.H12",
+                mandatory=False,
+                payload=b"{}",
+                created_at=datetime.now(UTC),
+                attempts=0,
+            )
+        )
+    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+
+    await outbox_store.mark_sent(engine, [row_id["status-2"]])  # the worker's relay, first
+    assert await _stream(engine, replay.STREAM_START) == []  # held back: it is not its turn
+    await outbox_store.mark_sent(engine, [row_id[receipt.event_id]])  # the API's relay
+    streamed = await _stream(engine, replay.STREAM_START)
+    assert [e.event_id for e in streamed] == [receipt.event_id, "status-2"]
+
+
 async def test_a_relay_commits_its_batch_before_the_next_one_is_numbered(
     engine: AsyncEngine,
 ) -> None:

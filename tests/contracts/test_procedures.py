@@ -76,3 +76,25 @@ def test_malformed_code_in_file_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"procedures": [entry]}), encoding="utf-8")
     with pytest.raises(ValidationError, match="procedure code"):
         load_procedure_catalogue(path)
+
+
+def test_shipped_processing_times() -> None:
+    """Birth registration is same-day with a 15:00 cut-off; the death linkage has no time yet."""
+    catalogue = load_procedure_catalogue()
+    birth = catalogue.get("1.001193")
+    death = catalogue.get("1.007073")
+    assert birth is not None and (birth.working_days, birth.cutoff_hour) == (0, 15)
+    assert death is not None and (death.working_days, death.cutoff_hour) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("working_days", -1), ("cutoff_hour", 24), ("cutoff_hour", -1)],
+)
+def test_impossible_processing_times_are_refused(tmp_path: Path, field: str, value: int) -> None:
+    """A negative processing time or a cut-off hour outside 0-23 fails to load."""
+    entry = {"code": "1.001193", "name_vi": "A", "name_en": "A", "field_name": "Hộ tịch"}
+    path = tmp_path / "procedures.json"
+    path.write_text(json.dumps({"procedures": [{**entry, field: value}]}), encoding="utf-8")
+    with pytest.raises(ValidationError, match=field):
+        load_procedure_catalogue(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -14,7 +15,7 @@ from cloudevents.core.bindings import rabbitmq as ce_rabbitmq
 from cloudevents.core.formats.json import JSONFormat
 
 from bus.worker import ConnectorWorker
-from contracts import EVENT_DOSSIER_STATUS_CHANGED, sample_birth_dossier_json
+from contracts import EVENT_DOSSIER_STATUS_CHANGED, VN_TZ, sample_birth_dossier_json
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
 
@@ -60,6 +61,12 @@ async def test_a_dossier_reaches_the_partner_and_its_status_comes_back(
     assert deliver["mapping_version"] == "civil_status/1.0/birth-registration.out"
     assert view["state"]["partner_reference"].startswith("KS/")
     assert simulator.state.stats()["applied"] == 1
+    # Sent without a due date, received Friday 15 March 2024 at 09:00: birth registration is
+    # same-day (procedures.json), so the bus made it due at the end of that day.
+    assert body.get("due_at") is None
+    due = datetime(2024, 3, 15, 23, 59, 59, tzinfo=VN_TZ)
+    assert datetime.fromisoformat(view["state"]["due_at"]) == due
+    assert view["dossier"]["due_at"] == "2024-03-15T23:59:59+07:00"
 
     message = await wait_for(lambda: portal_queue.get(fail=False))
     await message.ack()

@@ -28,6 +28,8 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_outbox_stream_batch_id", "outbox", ["stream_batch", "id"])
+    # Marking a row sent looks at the earlier rows of its dossier (bus/store/outbox.py).
+    op.create_index("ix_outbox_dossier_code_id", "outbox", ["dossier_code", "id"])
     batches = op.create_table(
         "outbox_batches",
         sa.Column("id", sa.SmallInteger(), autoincrement=False, nullable=False),
@@ -41,5 +43,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("outbox_batches")
+    op.drop_index("ix_outbox_dossier_code_id", table_name="outbox")
     op.drop_index("ix_outbox_stream_batch_id", table_name="outbox")
     op.drop_column("outbox", "stream_batch")
