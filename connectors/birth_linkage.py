@@ -1,4 +1,4 @@
-"""What the later steps of the birth linkage bundle share: the request and the answer handling.
+"""What the later steps of the birth linkage bundle share: the request, the call and the answer.
 
 Residence and social insurance both take the birth certificate number produced by the
 civil-status step, and both answer with a status their mapping reads. Until the linkage engine
@@ -8,12 +8,16 @@ hands over the civil-status step's ``partner_reference``, the number comes from 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final, cast
 
+from bus.connector import Delivery, DeliveryReceipt
 from bus.errors import MappingError
 from bus.mapping import MessageMapping
-from bus.rest import MalformedReply, RestReply, mask_personal_numbers, translate_errors
+from bus.rest import MalformedReply, RestClient, RestReply, mask_personal_numbers, translate_errors
 from contracts import Dossier, StatusChange
+
+_log = logging.getLogger(__name__)
 
 BIRTH_CERTIFICATE_KEY: Final = "birth_certificate_number"
 """The form key (and mapping context value) of the birth certificate number from step 1."""
@@ -69,3 +73,66 @@ def decode_answer(
         except MappingError as exc:
             raise MalformedReply(str(exc)) from exc
     return cast(StatusChange, change)
+
+
+async def deliver_birth_step(
+    client: RestClient,
+    delivery: Delivery,
+    *,
+    path: str,
+    request: MessageMapping,
+    answer: MessageMapping,
+    certificate_field: str,
+    status_field: str,
+) -> DeliveryReceipt:
+    """One call of a later birth step: map the dossier, post it, read the answer.
+
+    The form is mapped before any network call, so a MappingError never reaches the partner.
+    The dossier code (``maHoSo``) makes the call idempotent on the partner's side, and the
+    message id is the ``Idempotency-Key``; ``status_field`` names the partner's own status in
+    the answer, kept in the receipt for the transaction log.
+    """
+    dossier = delivery.require_dossier()
+    body = map_birth_request(request, dossier, certificate_field=certificate_field)
+    reply = await client.request(
+        "POST",
+        path,
+        json=body,
+        headers={"Idempotency-Key": delivery.message_id},
+        issue=dossier.code,
+    )
+    change = decode_answer(
+        answer,
+        reply,
+        dossier_code=dossier.code,
+        agency=client.config.agency,
+        where=client.where(dossier.code),
+    )
+    fields: dict[str, Any] = reply.body
+    already = fields.get("daTonTai") is True
+    _log.info(
+        "%s answered dossier %s (message %s, attempt %d): %s %s%s",
+        client.config.id,
+        dossier.code,
+        delivery.message_id,
+        delivery.attempt,
+        status_field,
+        fields.get(status_field),
+        " (already done before)" if already else "",
+    )
+    extra = {"partner_status": str(fields.get(status_field))}
+    if already:
+        extra["already_registered"] = "true"
+    if reply.session_renewed:
+        extra["session_renewed"] = "true"
+    return DeliveryReceipt(
+        status=change.status,
+        sent_at=reply.sent_at,
+        answered_at=reply.answered_at,
+        partner_reference=change.partner_reference,
+        note=None if change.note is None else mask_personal_numbers(change.note),
+        request_size=reply.request_size,
+        response_size=reply.response_size,
+        mapping_version=request.ref,
+        extra=extra,
+    )

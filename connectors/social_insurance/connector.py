@@ -13,18 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
-from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
+from bus.mapping import ConnectorMappings, MappingCatalog
 from bus.rest import (
     RestClient,
     SessionOptions,
-    mask_personal_numbers,
 )
-from connectors.birth_linkage import BIRTH_CERTIFICATE_KEY, decode_answer, map_birth_request
+from connectors.birth_linkage import BIRTH_CERTIFICATE_KEY, deliver_birth_step
 from connectors.social_insurance.wire import CARD_REQUEST_PATH, DEMO_PASSWORD, PASSWORD_ENV
 from contracts import StatusChange
 
@@ -65,9 +64,7 @@ class SocialInsuranceConnector:
         self.config = config
         mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
         self._request = mappings.get(_REQUEST)
-        self._answer = mappings.get(_ANSWER)
-        if self._answer.contract is not StatusChange:
-            raise SpecError(f"{self._answer.ref} must map to the status-change contract")
+        self._answer = mappings.expect(_ANSWER, direction="inbound", contract=StatusChange)
         # The session travels in the JSON body as "session", the DVCQG way (the defaults).
         self._client = RestClient(
             config, session=SessionOptions(), transport=transport, environ=environ
@@ -78,47 +75,14 @@ class SocialInsuranceConnector:
 
         The form is mapped before any network call, so a MappingError never reaches the partner.
         """
-        dossier = delivery.require_dossier()
-        body = map_birth_request(self._request, dossier, certificate_field="soGiayKhaiSinh")
-        reply = await self._client.request(
-            "POST",
-            CARD_REQUEST_PATH,
-            json=body,
-            headers={"Idempotency-Key": delivery.message_id},
-            issue=dossier.code,
-        )
-        change = decode_answer(
-            self._answer,
-            reply,
-            dossier_code=dossier.code,
-            agency=self.config.agency,
-            where=self._client.where(dossier.code),
-        )
-        answer: dict[str, Any] = reply.body
-        already = answer.get("daTonTai") is True
-        _log.info(
-            "social insurance answered dossier %s (message %s, attempt %d): trangThai %s%s",
-            dossier.code,
-            delivery.message_id,
-            delivery.attempt,
-            answer.get("trangThai"),
-            " (already requested)" if already else "",
-        )
-        extra = {"partner_status": str(answer.get("trangThai"))}
-        if already:
-            extra["already_registered"] = "true"
-        if reply.session_renewed:
-            extra["session_renewed"] = "true"
-        return DeliveryReceipt(
-            status=change.status,
-            sent_at=reply.sent_at,
-            answered_at=reply.answered_at,
-            partner_reference=change.partner_reference,
-            note=None if change.note is None else mask_personal_numbers(change.note),
-            request_size=reply.request_size,
-            response_size=reply.response_size,
-            mapping_version=self._request.ref,
-            extra=extra,
+        return await deliver_birth_step(
+            self._client,
+            delivery,
+            path=CARD_REQUEST_PATH,
+            request=self._request,
+            answer=self._answer,
+            certificate_field="soGiayKhaiSinh",
+            status_field="trangThai",
         )
 
     async def aclose(self) -> None:
