@@ -25,6 +25,7 @@ from contracts import (
     EventEnvelope,
     ProcedureCode,
     StatusChange,
+    StepOrder,
 )
 
 
@@ -197,6 +198,11 @@ class Delivery:
     A connector that serves procedures is handed submitted dossiers (``dossier``); one that
     subscribes to status events (a portal, the national portal's sync) is handed status changes
     (``change``). Exactly one of the two is set, matching ``event.type``.
+
+    A connector that acts in a linkage bundle is handed its step (``step``) with the dossier:
+    ``step.operation`` says what to do when its system does several things, ``step.due_on``
+    when it is due, and the dossier's form already holds what earlier steps passed on
+    (``step.passed``, e.g. the birth certificate number).
     """
 
     message_id: str
@@ -204,10 +210,18 @@ class Delivery:
     dossier: Dossier | None = None
     change: StatusChange | None = None
     attempt: int = 1
+    step: StepOrder | None = None
 
     def __post_init__(self) -> None:
         if (self.dossier is None) == (self.change is None):
             raise ValueError("a delivery carries either a dossier or a status change")
+        if self.step is not None and self.dossier is None:
+            raise ValueError("a linkage step is delivered with its dossier")
+
+    @property
+    def operation(self) -> str | None:
+        """What the step asks the connector to do; ``None``: its one (default) operation."""
+        return None if self.step is None else self.step.operation
 
     def require_dossier(self) -> Dossier:
         """The submitted dossier; a status event here is a routing mistake, never retried."""

@@ -19,12 +19,14 @@ from bus.routing import status_key
 from contracts import (
     DOSSIER_DATASCHEMA,
     EVENT_DOSSIER_STATUS_CHANGED,
+    EVENT_DOSSIER_STEP_REQUESTED,
     EVENT_DOSSIER_SUBMITTED,
     STATUS_CHANGE_DATASCHEMA,
     VN_TZ,
     Dossier,
     EventEnvelope,
     StatusChange,
+    StepOrder,
 )
 
 
@@ -164,11 +166,23 @@ def decode(body: bytes) -> EventEnvelope:
         raise InvalidMessage(f"not a bus event: {where}: {first['msg']}") from exc
 
 
-def decode_payload(event: EventEnvelope) -> Dossier | StatusChange:
-    """What an event carries: the dossier of a submission or the change of a status event."""
+def decode_payload(event: EventEnvelope) -> Dossier | StatusChange | StepOrder:
+    """What an event carries: a submitted dossier, a status change or a linkage step order."""
     if event.type == EVENT_DOSSIER_STATUS_CHANGED:
         return decode_status_change(event)
+    if event.type == EVENT_DOSSIER_STEP_REQUESTED:
+        return decode_step_order(event)
     return decode_dossier(event)
+
+
+def decode_step_order(event: EventEnvelope) -> StepOrder:
+    """The step order carried by a ``dossier.step_requested`` event."""
+    try:
+        return StepOrder.model_validate(event.data)
+    except ValidationError as exc:
+        raise InvalidMessage(
+            f"event {event.id} carries an invalid step order: {_first_error(exc)}"
+        ) from exc
 
 
 def decode_status_change(event: EventEnvelope) -> StatusChange:

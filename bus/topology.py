@@ -7,7 +7,8 @@ up with the same topology. Layout (``ns`` is ``BUS_NAMESPACE``)::
     ns.retry.<n>s (fanout) ──► ns.retry.<n>s (quorum, TTL n s) ──dead-letters via ""──► back
     ns.dead    (fanout) ──► ns.parking (quorum): retries exhausted, permanent failures,
                                                   delivery limit exceeded
-    ns.events  ──dossier.status.# and the connectors' bindings──►  ns.webhooks  (quorum, DLX
+    ns.events  ──dossier.step.<id>.#──►  ns.connector.<id>: the linkage engine's step orders
+    ns.events  ──dossier.status.#, alerts, the connectors' bindings──►  ns.webhooks  (quorum, DLX
                                                   ns.dead): the webhook dispatcher's feed
 
 Quorum queues dead-letter *at most once* unless told otherwise: every queue that dead-letters is
@@ -24,7 +25,7 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, ExchangeType
 from aiormq.abc import FieldTable
 
-from bus.routing import STATUS_PREFIX, procedure_bindings
+from bus.routing import ALERT_PREFIXES, STATUS_PREFIX, procedure_bindings, step_binding
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,8 @@ async def declare_topology(
         for procedure in route.procedures:
             for key in procedure_bindings(procedure):
                 await queue.bind(events, routing_key=key)
+        # The linkage engine's orders to this connector (dossier.step.<id>.<step>).
+        await queue.bind(events, routing_key=step_binding(route.connector_id))
         for pattern in route.subscriptions:
             await queue.bind(events, routing_key=pattern)
     await _declare_webhooks_queue(channel, names, routes=routes, delivery_limit=delivery_limit)
@@ -145,7 +148,7 @@ async def _declare_webhooks_queue(
         durable=True,
         arguments=_quorum(**_dead_lettering(names.dead), **{"x-delivery-limit": delivery_limit}),
     )
-    keys = {f"{STATUS_PREFIX}.#"}
+    keys = {f"{STATUS_PREFIX}.#", *(f"{prefix}.#" for prefix in ALERT_PREFIXES)}
     for route in routes:
         keys.update(key for procedure in route.procedures for key in procedure_bindings(procedure))
         keys.update(route.subscriptions)

@@ -36,7 +36,7 @@ from bus.store.deliveries import (
     consumer_positions_of,
 )
 from bus.turns import DossierTurns
-from contracts import EventEnvelope, StatusChange
+from contracts import EventEnvelope, StatusChange, StepOrder
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,10 @@ class ConnectorWorker:
         async with self._turns.turn(event.subject):
             if isinstance(payload, StatusChange):
                 delivery = Delivery(event.id, event, change=payload, attempt=attempt)
+            elif isinstance(payload, StepOrder):
+                delivery = Delivery(
+                    event.id, event, dossier=payload.dossier, attempt=attempt, step=payload
+                )
             else:
                 delivery = Delivery(event.id, event, dossier=payload, attempt=attempt)
             await self._deliver(message, delivery, received_at)

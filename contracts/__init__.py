@@ -5,6 +5,7 @@ Everything a consumer needs is importable from ``contracts``; nothing here impor
 
 from __future__ import annotations
 
+from contracts.alerts import AlertKind, AlertScope, DeadlineAlert
 from contracts.codes import (
     AdminUnitCode,
     AgencyCode,
@@ -37,10 +38,15 @@ from contracts.dossier import (
     SupplementRequest,
 )
 from contracts.envelope import (
+    DEADLINE_ALERT_DATASCHEMA,
     DOSSIER_DATASCHEMA,
+    EVENT_DOSSIER_AT_RISK,
+    EVENT_DOSSIER_OVERDUE,
     EVENT_DOSSIER_STATUS_CHANGED,
+    EVENT_DOSSIER_STEP_REQUESTED,
     EVENT_DOSSIER_SUBMITTED,
     STATUS_CHANGE_DATASCHEMA,
+    STEP_ORDER_DATASCHEMA,
     EventEnvelope,
     dataschema_uri,
 )
@@ -49,6 +55,7 @@ from contracts.linkage import (
     STEP_RESULT_FIELDS,
     LinkageBundle,
     LinkageStep,
+    StepOrder,
     load_linkage_bundles,
 )
 from contracts.procedures import (
@@ -70,11 +77,15 @@ from contracts.status import (
 from contracts.timezone import VN_TZ, VnDateTime, to_vn
 
 __all__ = [
+    "DEADLINE_ALERT_DATASCHEMA",
     "DEFAULT_BUNDLES_DIR",
     "DEFAULT_CATALOGUE_PATH",
     "DOSSIER_DATASCHEMA",
     "DOSSIER_SCHEMA_VERSION",
+    "EVENT_DOSSIER_AT_RISK",
+    "EVENT_DOSSIER_OVERDUE",
     "EVENT_DOSSIER_STATUS_CHANGED",
+    "EVENT_DOSSIER_STEP_REQUESTED",
     "EVENT_DOSSIER_SUBMITTED",
     "FINISHED_STATUSES",
     "FORM_MAX_BYTES",
@@ -82,17 +93,21 @@ __all__ = [
     "SAMPLE_RECEIVED_AT",
     "STATUS_CHANGE_DATASCHEMA",
     "STATUS_CHANGE_SCHEMA_VERSION",
+    "STEP_ORDER_DATASCHEMA",
     "STEP_RESULT_FIELDS",
     "TERMINAL_STATUSES",
     "VN_TZ",
     "Address",
     "AdminUnitCode",
     "AgencyCode",
+    "AlertKind",
+    "AlertScope",
     "Applicant",
     "ApplicantKind",
     "BirthRegistrationForm",
     "Channel",
     "CitizenId",
+    "DeadlineAlert",
     "Dossier",
     "DossierCode",
     "DossierStatus",
@@ -106,6 +121,7 @@ __all__ = [
     "ResultDocument",
     "Sha256Hex",
     "StatusChange",
+    "StepOrder",
     "SubmittedDocument",
     "SupplementRequest",
     "VnDateTime",

@@ -14,19 +14,33 @@ from contracts.codes import AgencyCode, DossierCode
 from contracts.timezone import VnDateTime
 
 __all__ = [
+    "DEADLINE_ALERT_DATASCHEMA",
     "DOSSIER_DATASCHEMA",
+    "EVENT_DOSSIER_AT_RISK",
+    "EVENT_DOSSIER_OVERDUE",
     "EVENT_DOSSIER_STATUS_CHANGED",
+    "EVENT_DOSSIER_STEP_REQUESTED",
     "EVENT_DOSSIER_SUBMITTED",
     "STATUS_CHANGE_DATASCHEMA",
+    "STEP_ORDER_DATASCHEMA",
     "EventEnvelope",
     "dataschema_uri",
 ]
 
 EVENT_DOSSIER_SUBMITTED: Final = "vn.lienthong.dossier.submitted"
-"""A dossier was submitted to a linkage step; ``data`` is a ``Dossier``."""
+"""A dossier was accepted by the bus; ``data`` is a ``Dossier``."""
 
 EVENT_DOSSIER_STATUS_CHANGED: Final = "vn.lienthong.dossier.status_changed"
 """A dossier's status changed; ``data`` is a ``StatusChange``."""
+
+EVENT_DOSSIER_STEP_REQUESTED: Final = "vn.lienthong.dossier.step_requested"
+"""The linkage engine asks one agency to do its step; ``data`` is a ``StepOrder``."""
+
+EVENT_DOSSIER_AT_RISK: Final = "vn.lienthong.dossier.at_risk"
+"""A dossier or one of its steps may miss its due date; ``data`` is a ``DeadlineAlert``."""
+
+EVENT_DOSSIER_OVERDUE: Final = "vn.lienthong.dossier.overdue"
+"""A dossier or one of its steps is past its due date; ``data`` is a ``DeadlineAlert``."""
 
 
 def dataschema_uri(name: str, version: str) -> str:
@@ -36,6 +50,8 @@ def dataschema_uri(name: str, version: str) -> str:
 
 DOSSIER_DATASCHEMA: Final = dataschema_uri("dossier", "1.0")
 STATUS_CHANGE_DATASCHEMA: Final = dataschema_uri("status-change", "1.0")
+STEP_ORDER_DATASCHEMA: Final = dataschema_uri("step-order", "1.0")
+DEADLINE_ALERT_DATASCHEMA: Final = dataschema_uri("deadline-alert", "1.0")
 
 
 class EventEnvelope(ContractModel):

@@ -14,9 +14,10 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from contracts.alerts import DeadlineAlert
 from contracts.dossier import BirthRegistrationForm, Dossier
 from contracts.envelope import EventEnvelope, dataschema_uri
-from contracts.linkage import LinkageBundle
+from contracts.linkage import LinkageBundle, StepOrder
 from contracts.status import StatusChange
 
 __all__ = ["SCHEMAS", "SCHEMAS_DIR", "check_schemas", "main", "render_schemas", "write_schemas"]
@@ -29,6 +30,8 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "event-envelope-1.0": EventEnvelope,
     "birth-registration-form-1.0": BirthRegistrationForm,
     "linkage-bundle-1.0": LinkageBundle,
+    "step-order-1.0": StepOrder,
+    "deadline-alert-1.0": DeadlineAlert,
 }
 """File stem (``<name>-<version>``) -> model; the stem also names the ``dataschema`` URI."""
 

@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import yaml
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from contracts._model import ContractModel
-from contracts.codes import ProcedureCode
+from contracts.codes import AgencyCode, ProcedureCode
+from contracts.dossier import Dossier
 
 __all__ = [
     "DEFAULT_BUNDLES_DIR",
     "STEP_RESULT_FIELDS",
     "LinkageBundle",
     "LinkageStep",
+    "StepOrder",
     "load_linkage_bundles",
 ]
 
@@ -104,6 +107,14 @@ class LinkageBundle(ContractModel):
             raise ValueError("working_days_with_verification is shorter than working_days")
         for step in self.steps:
             self._check_passes(step)
+        connectors = [step.connector for step in self.steps]
+        twice = sorted({c for c in connectors if connectors.count(c) > 1})
+        if twice:
+            # A partner's answer (pushed, polled or returned) names its connector, not a step:
+            # one step per connector keeps every answer about exactly one step.
+            raise ValueError(
+                f"a connector acts in one step of a bundle; repeated: {', '.join(twice)}"
+            )
         longest = self.critical_path_days()
         if longest > self.working_days:
             raise ValueError(
@@ -183,6 +194,31 @@ class LinkageBundle(ContractModel):
             start = max((finish[a] for a in step.after), default=0)
             finish[step_id] = start + step.working_days
         return max(finish.values())
+
+
+class StepOrder(ContractModel):
+    """What the linkage engine asks one agency to do: its step of a dossier's bundle.
+
+    The data of a ``dossier.step_requested`` event. ``dossier.form`` already holds the keys
+    earlier steps pass on (``passed`` lists them), so a connector reads one form.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal["1.0"] = "1.0"
+    bundle: Slug = Field(description="The bundle, e.g. birth")
+    step: Slug = Field(description="The step, e.g. permanent_residence")
+    title: str = Field(min_length=1, max_length=200, description="What the agency does")
+    connector: Slug = Field(description="The connector of the agency's system")
+    agency: AgencyCode | None = Field(default=None, description="The agency that acts")
+    operation: Slug | None = Field(
+        default=None, description="What the connector is asked to do; None: its one operation"
+    )
+    due_on: date = Field(description="The step's due date (working days from its request)")
+    passed: dict[Slug, str] = Field(
+        default_factory=dict, description="Form keys given by earlier steps, with their values"
+    )
+    dossier: Dossier = Field(description="The dossier, its form completed with ``passed``")
 
 
 def load_linkage_bundles(directory: Path = DEFAULT_BUNDLES_DIR) -> Iterator[LinkageBundle]:

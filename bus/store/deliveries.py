@@ -19,7 +19,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.database import insert_ignoring_duplicates, write_transaction
-from bus.store.schema import consumer_positions, dossiers, hops, outbox, processed_messages
+from bus.store.schema import (
+    consumer_positions,
+    dossiers,
+    hops,
+    outbox,
+    processed_messages,
+    status_history,
+)
 from contracts import FINISHED_STATUSES, DossierStatus, EventEnvelope
 
 Outcome = Literal["applied", "duplicate", "failed"]
@@ -83,6 +90,8 @@ class StatusMove:
     partner_reference: str | None = None
     #: When the dossier finished, if this status finishes it (kept when already set).
     finished_at: datetime | None = None
+    #: When the agency made the change (its own date when it gave one), for the history.
+    changed_at: datetime | None = None
 
 
 #: Builds the outbox row announcing a transition (kept outside the store: it knows events).
@@ -248,9 +257,25 @@ async def lock_dossiers(
 
 
 async def move_dossiers(connection: AsyncConnection, moves: Sequence[StatusMove]) -> None:
-    """Write the dossiers' new status and sequence; a stale move never overwrites a newer one."""
+    """Write the dossiers' new status and sequence; a stale move never overwrites a newer one.
+
+    Each move is also added to the dossier's status history (the statistics' evidence).
+    """
     if not moves:
         return
+    await connection.execute(
+        status_history.insert(),
+        [
+            {
+                "dossier_code": move.dossier_code,
+                "sequence": move.sequence,
+                "status": int(move.status),
+                "changed_at": move.changed_at or move.updated_at,
+                "recorded_at": move.updated_at,
+            }
+            for move in moves
+        ],
+    )
     finished_type = dossiers.c.finished_at.type
     await connection.execute(
         sa.update(dossiers)
@@ -319,6 +344,7 @@ async def _apply_status(
                 updated_at=now,
                 partner_reference=record.partner_reference,
                 finished_at=now if record.new_status in FINISHED_STATUSES else None,
+                changed_at=record.changed_at,
             )
         )
     await move_dossiers(connection, moves)

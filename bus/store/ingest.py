@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.store.database import write_transaction
-from bus.store.schema import dossiers, hops, outbox
+from bus.store.schema import dossiers, hops, outbox, status_history
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,19 @@ async def _write_once(
         if new:
             done_at = datetime.now(UTC)
             await connection.execute(dossiers.insert(), [r.dossier_row for r in new])
+            await connection.execute(
+                status_history.insert(),
+                [
+                    {
+                        "dossier_code": r.code,
+                        "sequence": r.dossier_row["sequence"],
+                        "status": r.dossier_row["status"],
+                        "changed_at": r.dossier_row["received_at"],
+                        "recorded_at": done_at,
+                    }
+                    for r in new
+                ],
+            )
             await connection.execute(outbox.insert(), [r.outbox_row for r in new])
             await connection.execute(
                 hops.insert(), [{**r.hop_row, "done_at": done_at} for r in new]

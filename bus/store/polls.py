@@ -306,6 +306,7 @@ async def _apply(
                 partner_reference=change.partner_reference,
                 # The partner's date is when the dossier finished, not when the bus heard of it.
                 finished_at=change.changed_at if change.status in FINISHED_STATUSES else None,
+                changed_at=change.changed_at,
             )
         )
         current[code] = replace(state, status=change.status, sequence=sequence)

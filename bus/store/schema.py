@@ -211,3 +211,68 @@ sa.Index(
     webhook_deliveries.c.subscription_id,
     webhook_deliveries.c.id,
 )
+
+# Every status a dossier took, in order: the evidence the 766 statistics are computed from
+# (time waiting for a supplement, how many supplements were asked, when it finished).
+status_history = sa.Table(
+    "status_history",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("sequence", sa.Integer, primary_key=True, comment="The dossier's event sequence"),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("changed_at", UtcDateTime, nullable=False, comment="When the agency changed it"),
+    sa.Column("recorded_at", UtcDateTime, nullable=False, comment="When the bus committed it"),
+)
+sa.Index("ix_status_history_changed_at", status_history.c.changed_at)
+
+# The linkage engine's saga state: one run per dossier of a bundle procedure, one row per step.
+# Written in the same transaction as the answer that moved it (bus/linkage/engine.py), so a
+# worker that crashes mid-way leaves either the whole move or nothing.
+linkage_runs = sa.Table(
+    "linkage_runs",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("bundle_id", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, comment="open, done or stopped"),
+    sa.Column("dossier_status", sa.SmallInteger, nullable=False),
+    sa.Column("stopped_reason", sa.Text, nullable=True),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("due_on", sa.Date, nullable=False, comment="The whole bundle's due date"),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_linkage_runs_state", linkage_runs.c.state)
+
+linkage_steps = sa.Table(
+    "linkage_steps",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("step_id", sa.String(40), primary_key=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column(
+        "state", sa.String(16), nullable=False, comment="waiting, requested, supplement, ..."
+    ),
+    sa.Column("requested_at", UtcDateTime, nullable=True),
+    sa.Column("due_on", sa.Date, nullable=True),
+    sa.Column("request_event_id", sa.String(64), nullable=True),
+    sa.Column("result_status", sa.SmallInteger, nullable=True),
+    sa.Column("result_agency", sa.String(16), nullable=True),
+    sa.Column("result_changed_at", UtcDateTime, nullable=True),
+    sa.Column("result_note", sa.Text, nullable=True),
+    sa.Column("result_reference", sa.String(100), nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_linkage_steps_state_due_on", linkage_steps.c.state, linkage_steps.c.due_on)
+
+# Alerts raised: the key makes each (dossier, what, kind) alert happen once, whichever
+# scheduler replica saw it first.
+deadline_alerts = sa.Table(
+    "deadline_alerts",
+    metadata,
+    sa.Column("dossier_code", sa.String(40), primary_key=True),
+    sa.Column("scope", sa.String(48), primary_key=True, comment="'dossier' or 'step:<id>'"),
+    sa.Column("kind", sa.String(16), primary_key=True, comment="at_risk or overdue"),
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("raised_at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_deadline_alerts_raised_at", deadline_alerts.c.raised_at)
