@@ -21,7 +21,7 @@ from bus.registry import ConnectorRegistry
 from bus.settings import Settings
 from bus.store.migrate import upgrade
 from bus.topology import Names
-from contracts import VN_TZ, sample_birth_dossier
+from contracts import VN_TZ, Dossier, sample_birth_dossier, sample_death_dossier
 
 
 def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Console) -> int:
@@ -111,9 +111,10 @@ def _add_demo_environment(
 
 
 def push_and_follow(
-    settings: Settings, base_url: str, *, console: Console, timeout: float = 30.0
+    settings: Settings, base_url: str, *, console: Console, timeout: float = 60.0
 ) -> int:
-    """POST a sample dossier, then print each hop and the status event a portal receives."""
+    """POST a sample birth and a sample death dossier, then print each one's linkage run: its
+    steps, every hop and the status events a portal receives."""
     return asyncio.run(_push_and_follow(settings, base_url, console, timeout))
 
 
@@ -127,72 +128,104 @@ async def _push_and_follow(
         channel = await connection.channel()
         portal_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await portal_queue.bind(names.events, routing_key="dossier.status.#")
-
-        dossier = sample_birth_dossier(
-            sequence=random.randint(1, 9999), received_at=datetime.now(VN_TZ).replace(microsecond=0)
-        )
-        body = dossier.model_dump(mode="json", exclude_none=True)
-        console.rule(f"[bold]Dossier {dossier.code}")
-        console.print(
-            f"birth registration (procedure {dossier.procedure_code}) received by "
-            f"{dossier.receiving_agency}, channel {dossier.channel.label_en.lower()}"
-        )
+        received_at = datetime.now(VN_TZ).replace(microsecond=0)
+        sequence = random.randint(1, 9000)
+        samples = [
+            ("birth", sample_birth_dossier(sequence=sequence, received_at=received_at)),
+            ("death", sample_death_dossier(sequence=sequence + 1, received_at=received_at)),
+        ]
+        failures = 0
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            answer = await client.post(
-                "/v1/dossiers", json=body, headers={"Idempotency-Key": f"demo-{dossier.code}"}
-            )
-            console.print(f"POST /v1/dossiers → [bold]{answer.status_code}[/] {answer.text}")
-            if answer.status_code != 202:
-                return 1
-            code = answer.json()["dossier_code"]
-
-            status_event = await _first_event_about(portal_queue, code, timeout)
-            view = await _wait_delivered(client, code, timeout)
-        if view is None:
-            console.print(f"[red]the dossier did not complete its journey within {timeout}s[/]")
-            return 1
-        _print_journey(console, view)
-        if status_event is not None:
-            routing_key, event = status_event
-            console.print(
-                f"\nportal received over AMQP: [bold]{event['type']}[/] key={routing_key} "
-                f"source={event['source']} subject={event['subject']} seq={event['dossierseq']} "
-                f"status={event['data']['status']} ref={event['data'].get('partner_reference')}"
-            )
-        return 0
+            for kind, dossier in samples:
+                failures += await _follow_one(client, portal_queue, kind, dossier, console, timeout)
+        return 1 if failures else 0
     finally:
         await connection.close()
 
 
-async def _first_event_about(
-    queue: aio_pika.abc.AbstractQueue, code: str, timeout: float
-) -> tuple[str, dict[str, Any]] | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def _follow_one(
+    client: httpx.AsyncClient,
+    portal_queue: aio_pika.abc.AbstractQueue,
+    kind: str,
+    dossier: Dossier,
+    console: Console,
+    timeout: float,
+) -> int:
+    """Push one dossier and print its journey; 0 when its linkage run finished."""
+    body = dossier.model_dump(mode="json", exclude_none=True)
+    console.rule(f"[bold]{kind.capitalize()} linkage — dossier {dossier.code}")
+    console.print(
+        f"procedure {dossier.procedure_code} ({dossier.procedure_name}) received by "
+        f"{dossier.receiving_agency}, channel {dossier.channel.label_en.lower()}"
+    )
+    answer = await client.post(
+        "/v1/dossiers", json=body, headers={"Idempotency-Key": f"demo-{dossier.code}"}
+    )
+    console.print(f"POST /v1/dossiers → [bold]{answer.status_code}[/] {answer.text}")
+    if answer.status_code != 202:
+        return 1
+    code = answer.json()["dossier_code"]
+    view = await _wait_finished(client, code, timeout)
+    if view is None:
+        console.print(f"[red]the dossier's linkage did not finish within {timeout}s[/]")
+        return 1
+    _print_linkage(console, view)
+    _print_journey(console, view)
+    status_events = await _events_about(portal_queue, code, len(view["events"]))
+    console.print("\n[bold]A portal received over AMQP[/] (its own queue on dossier.status.#)")
+    for routing_key, event in status_events:
+        data = event["data"]
+        console.print(
+            f" • seq {event['dossierseq']} key={routing_key} source={event['source']} "
+            f"status={data['status']} ref={data.get('partner_reference')}  {data.get('note', '')}"
+        )
+    return 0
+
+
+async def _events_about(
+    queue: aio_pika.abc.AbstractQueue, code: str, most: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The status events about ``code`` already in the queue (others are dropped)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for _ in range(most * 4):
         message = await queue.get(fail=False)
         if message is None:
-            await asyncio.sleep(0.05)
-            continue
+            break
         await message.ack()
         event = orjson.loads(message.body)
         if event.get("subject") == code:
-            return message.routing_key or "", event
-    return None
+            found.append((message.routing_key or "", event))
+    return found
 
 
-async def _wait_delivered(
+async def _wait_finished(
     client: httpx.AsyncClient, code: str, timeout: float
 ) -> dict[str, Any] | None:
+    """The dossier's view once its linkage run ended and every event was confirmed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         view = (await client.get(f"/v1/dossiers/{code}")).json()
-        delivered = any(
-            h["kind"] == "deliver" and h["outcome"] == "delivered" for h in view["history"]
-        )
-        if delivered and all(e["sent_at"] for e in view["events"]):
+        linkage = view.get("linkage")
+        ended = linkage is not None and linkage["state"] != "open"
+        if ended and all(e["sent_at"] for e in view["events"]):
             return dict(view)
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     return None
+
+
+def _print_linkage(console: Console, view: dict[str, Any]) -> None:
+    linkage = view["linkage"]
+    console.print(
+        f"\n[bold]Linkage run[/] {linkage['bundle']}: [green]{linkage['state']}[/], "
+        f"bundle due {linkage['due_on']}"
+        + (f", stopped: {linkage['stopped_reason']}" if linkage["stopped_reason"] else "")
+    )
+    for step in linkage["steps"]:
+        console.print(
+            f" • {step['step']:<24} {step['connector']:<17} [green]{step['state']:<9}[/] "
+            f"due {step['due_on']}  answer {step['result_status']} "
+            f"ref {step['result_reference']}"
+        )
 
 
 def _clock(value: str | None) -> str:

@@ -15,14 +15,19 @@ import orjson
 from pydantic import ValidationError
 
 from bus.errors import InvalidMessage
-from bus.routing import status_key
+from bus.routing import alert_key, status_key, step_key
 from contracts import (
+    DEADLINE_ALERT_DATASCHEMA,
     DOSSIER_DATASCHEMA,
+    EVENT_DOSSIER_AT_RISK,
+    EVENT_DOSSIER_OVERDUE,
     EVENT_DOSSIER_STATUS_CHANGED,
     EVENT_DOSSIER_STEP_REQUESTED,
     EVENT_DOSSIER_SUBMITTED,
     STATUS_CHANGE_DATASCHEMA,
+    STEP_ORDER_DATASCHEMA,
     VN_TZ,
+    DeadlineAlert,
     Dossier,
     EventEnvelope,
     StatusChange,
@@ -94,12 +99,7 @@ def status_changed(
     of the event that accepted the dossier) and starts a new trace. ``mapping`` names the
     mapping (partner/version/message) that read the partner's answer.
     """
-    if cause is not None:
-        correlation_id, causation_id, traceparent = cause.correlationid, cause.id, cause.traceparent
-    elif correlation_id is not None:
-        causation_id, traceparent = None, None
-    else:
-        raise ValueError("a status event needs its cause or the correlation id of its dossier")
+    correlation_id, causation_id, traceparent = _lineage(cause, correlation_id, "a status event")
     return EventEnvelope(
         id=event_id or new_event_id(),
         source=change.agency,
@@ -114,6 +114,21 @@ def status_changed(
         traceparent=child_traceparent(traceparent),
         data=change.model_dump(mode="json", exclude_none=True),
     )
+
+
+def _lineage(
+    cause: EventEnvelope | None, correlation_id: str | None, what: str
+) -> tuple[str, str | None, str | None]:
+    """Correlation id, causation id and parent trace of an event caused by ``cause``.
+
+    Without a cause (a change the bus pulled or was pushed), the event names its dossier's
+    linkage run with ``correlation_id`` and starts a new trace.
+    """
+    if cause is not None:
+        return cause.correlationid, cause.id, cause.traceparent
+    if correlation_id is None:
+        raise ValueError(f"{what} needs its cause or the correlation id of its dossier")
+    return correlation_id, None, None
 
 
 def status_outbox_row(
@@ -140,6 +155,106 @@ def status_outbox_row(
         "exchange": exchange,
         "routing_key": status_key(change.status, receiving_agency),
         # Status events are offered to whoever subscribes; having no subscriber is normal.
+        "mandatory": False,
+        "payload": encode(event),
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+def step_order_outbox_row(
+    order: StepOrder,
+    *,
+    event_id: str,
+    sequence: int,
+    time: datetime,
+    exchange: str,
+    cause: EventEnvelope | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    """The outbox row of a ``dossier.step_requested`` event: the engine's order to a connector.
+
+    ``event_id`` is fixed by the run and step (one order per step of a dossier), so the
+    connector's dedup record makes a repeated order harmless. Published ``mandatory``: an order
+    no connector queue takes must fail loudly, not vanish.
+    """
+    correlation_id, causation_id, traceparent = _lineage(cause, correlation_id, "a step order")
+    event = EventEnvelope(
+        id=event_id,
+        source=order.dossier.receiving_agency,
+        type=EVENT_DOSSIER_STEP_REQUESTED,
+        subject=order.dossier.code,
+        time=time,
+        dataschema=STEP_ORDER_DATASCHEMA,
+        correlationid=correlation_id,
+        causationid=causation_id,
+        dossierseq=sequence,
+        traceparent=child_traceparent(traceparent),
+        data=order.model_dump(mode="json", exclude_none=True),
+    )
+    return {
+        "event_id": event.id,
+        "dossier_code": order.dossier.code,
+        "exchange": exchange,
+        "routing_key": step_key(order.connector, order.step),
+        "mandatory": True,
+        "payload": encode(event),
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+def deadline_alert(
+    alert: DeadlineAlert,
+    *,
+    source: str,
+    sequence: int,
+    correlation_id: str,
+    event_id: str | None = None,
+) -> EventEnvelope:
+    """The ``dossier.at_risk`` or ``dossier.overdue`` event of ``alert``.
+
+    An alert changes nothing in the dossier, so it carries the dossier's current ``sequence``
+    rather than a new one; ``correlation_id`` is the id of the event that accepted the dossier.
+    The bus noticed it itself: no causing event, a new trace.
+    """
+    return EventEnvelope(
+        id=event_id or new_event_id(),
+        source=source,
+        type=EVENT_DOSSIER_AT_RISK if alert.kind == "at_risk" else EVENT_DOSSIER_OVERDUE,
+        subject=alert.dossier_code,
+        time=alert.detected_at,
+        dataschema=DEADLINE_ALERT_DATASCHEMA,
+        correlationid=correlation_id,
+        dossierseq=sequence,
+        traceparent=child_traceparent(None),
+        data=alert.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def alert_outbox_row(
+    alert: DeadlineAlert,
+    *,
+    event_id: str,
+    sequence: int,
+    receiving_agency: str,
+    correlation_id: str,
+    exchange: str,
+) -> dict[str, Any]:
+    """The outbox row announcing ``alert``, on behalf of the dossier's receiving agency."""
+    event = deadline_alert(
+        alert,
+        source=receiving_agency,
+        sequence=sequence,
+        correlation_id=correlation_id,
+        event_id=event_id,
+    )
+    return {
+        "event_id": event.id,
+        "dossier_code": alert.dossier_code,
+        "exchange": exchange,
+        "routing_key": alert_key(alert.kind, receiving_agency),
+        # Offered to whoever watches deadlines (webhooks, SSE, dashboards); none is normal.
         "mandatory": False,
         "payload": encode(event),
         "created_at": datetime.now(UTC),

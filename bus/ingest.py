@@ -80,12 +80,15 @@ class IngestService:
     async def _write(
         self, requests: Sequence[IngestRequest]
     ) -> Sequence[IngestReceipt | Exception]:
-        results = await write_ingest_batch(self._runtime.writer, requests)
+        results = await write_ingest_batch(
+            self._runtime.writer, requests, linkage=self._runtime.linkage
+        )
         self._runtime.relay.wake()
         return results
 
     def check_routable(self, dossier: Dossier) -> str:
-        """The connector id that will receive the dossier, or :class:`UnroutableDossier`."""
+        """Who takes the dossier (``linkage:<bundle>`` or a connector id), or
+        :class:`UnroutableDossier`."""
         if dossier.procedure_code not in self._catalogue:
             known = ", ".join(p.code for p in self._catalogue)
             raise UnroutableDossier(
@@ -93,6 +96,9 @@ class IngestService:
                 field="procedure_code",
                 allowed=f"one of: {known}",
             )
+        bundle = self._runtime.linkage.starts(dossier)
+        if bundle is not None:
+            return f"linkage:{bundle.id}"
         connector = self._runtime.registry.for_procedure(dossier.procedure_code)
         if connector is None:
             served = sorted(
@@ -115,8 +121,14 @@ class IngestService:
         ``None`` when the sender gave a due date (the receiving agency's word stands) or when
         the catalogue has no processing time for the procedure.
         """
+        if dossier.due_at is not None:
+            return None
+        # A bundle's deadline is the whole linkage's, not its first procedure's.
+        bundle_due = self._runtime.linkage.due_on(dossier)
+        if bundle_due is not None:
+            return bundle_due
         procedure = self._catalogue.get(dossier.procedure_code)
-        if dossier.due_at is not None or procedure is None or procedure.working_days is None:
+        if procedure is None or procedure.working_days is None:
             return None
         day = self._calendar.due_date(
             dossier.received_at, procedure.working_days, procedure.cutoff_hour
@@ -125,12 +137,13 @@ class IngestService:
 
     async def accept(self, dossier: Dossier, submission: Submission) -> IngestReceipt:
         """Commit the dossier and its ``dossier.submitted`` event; returns after the commit."""
-        self.check_routable(dossier)
+        taker = self.check_routable(dossier)
         request = build_ingest_request(
             dossier,
             submission,
             events_exchange=self._runtime.names.events,
             due_at=self.derived_due_at(dossier),
+            linked=taker.startswith("linkage:"),
         )
         return await self._batcher.submit(request)
 
@@ -141,10 +154,13 @@ def build_ingest_request(
     *,
     events_exchange: str,
     due_at: datetime | None = None,
+    linked: bool = False,
 ) -> IngestRequest:
     """The rows that accepting ``dossier`` writes: state, outbox event and ingest hop.
 
-    ``due_at``, the due date the bus derived, fills the dossier's when it has none.
+    ``due_at``, the due date the bus derived, fills the dossier's when it has none. A
+    ``linked`` dossier starts a linkage run: the engine orders its steps, so its submitted
+    event is for consumers only and may find no queue.
     """
     now = datetime.now(UTC)
     document = events.dossier_json(dossier)
@@ -192,7 +208,7 @@ def build_ingest_request(
             "exchange": events_exchange,
             "routing_key": submitted_key(dossier.receiving_agency, dossier.procedure_code),
             # A submitted dossier must reach its connector's queue: unroutable is an error.
-            "mandatory": True,
+            "mandatory": not linked,
             "payload": payload,
             "created_at": now,
             "attempts": 0,
@@ -216,4 +232,6 @@ def build_ingest_request(
             "attempt": 1,
         },
         idempotency_key=submission.idempotency_key,
+        dossier=dossier,
+        event=event,
     )

@@ -78,6 +78,7 @@ from bus.store.polls import (
 from contracts import StatusChange
 
 if TYPE_CHECKING:
+    from bus.linkage.engine import LinkageEngine
     from bus.runtime import Runtime
 
 __all__ = [
@@ -236,11 +237,13 @@ class Poller:
         settings: PollSettings | None = None,
         clock: Callable[[], datetime] = _now,
         on_applied: Callable[[], None] | None = None,
+        linkage: LinkageEngine | None = None,
     ) -> None:
         """``engine`` is the store; ``exchange`` the events exchange that status events go to.
 
         ``settings`` default to the connector's ``[poll]`` section; ``on_applied`` is called after
-        a commit that moved a dossier (the outbox relay's wake-up, in a bus process).
+        a commit that moved a dossier (the outbox relay's wake-up, in a bus process);
+        ``linkage`` moves the runs of dossiers in a linkage bundle.
         """
         self.source = source
         self.connector_id = source.config.id
@@ -253,6 +256,7 @@ class Poller:
         self._exchange = exchange
         self._clock = clock
         self._on_applied = on_applied
+        self._linkage = linkage
         self._mapping = source.record_mapping
         self._context = {"agency": source.config.agency}
         self._task: asyncio.Task[None] | None = None
@@ -330,6 +334,7 @@ class Poller:
                 self._status_event_row,
                 connector_id=self.connector_id,
                 position=position,
+                linkage=self._linkage,
             )
             report.outcomes.update(outcomes)
             for entry, outcome in zip(entries, outcomes, strict=True):
@@ -514,7 +519,11 @@ async def run_pollers(runtime: Runtime, connector_ids: Sequence[str] = ()) -> li
                 "bus.poller.PollingSource"
             )
         poller = Poller(
-            source, runtime.engine, exchange=runtime.names.events, on_applied=runtime.relay.wake
+            source,
+            runtime.engine,
+            exchange=runtime.names.events,
+            on_applied=runtime.relay.wake,
+            linkage=runtime.linkage,
         )
         poller.start()
         log.info("polling %s every %ss", connector_id, poller.settings.interval_seconds)

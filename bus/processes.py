@@ -22,6 +22,7 @@ import httpx
 import uvicorn
 
 from bus.api.app import create_app
+from bus.deadlines import DeadlineScheduler
 from bus.poller import run_pollers
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -44,7 +45,7 @@ def serve_api(settings: Settings) -> None:
 
 
 async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -> None:
-    """Run connector workers, pollers and this process's outbox relay until SIGINT/SIGTERM."""
+    """Run connectors, pollers, webhooks, deadline alerts and the relay until SIGINT/SIGTERM."""
     runtime = await Runtime.open(settings, name="bus-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,12 +56,16 @@ async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -
     pollers = await run_pollers(runtime, ids)
     webhooks = WebhookDispatcher(runtime)
     await webhooks.start()
+    # One per process; alerts are raised once in the store, so several workers are safe.
+    deadlines = DeadlineScheduler(runtime)
+    deadlines.start()
     served = [w.connector_id for w in workers] + [p.connector_id for p in pollers]
     log.info("worker ready: %s", ", ".join(served))
     print("worker ready", flush=True)  # readiness line read by supervisors and tests
     try:
         await stop.wait()
     finally:
+        await deadlines.stop()
         await webhooks.stop()
         for poller in pollers:
             await poller.stop()

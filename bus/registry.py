@@ -101,11 +101,22 @@ class ConnectorRegistry:
         """Registered connector ids, sorted."""
         return sorted(self._by_id)
 
-    def routes(self, only: Iterable[str] | None = None) -> list[ConnectorRoute]:
-        """Queue bindings to declare, for all connectors or the ``only`` ones."""
+    def routes(
+        self, only: Iterable[str] | None = None, *, linked: Iterable[str] = ()
+    ) -> list[ConnectorRoute]:
+        """Queue bindings to declare, for all connectors or the ``only`` ones.
+
+        ``linked`` procedures start a linkage bundle: the engine orders their steps, so no
+        connector queue binds their submitted dossiers directly (that would act twice).
+        """
         wanted = set(only) if only else set(self._by_id)
+        skipped = set(linked)
         return [
-            ConnectorRoute(c.id, tuple(c.config.procedures), tuple(c.config.subscribes))
+            ConnectorRoute(
+                c.id,
+                tuple(p for p in c.config.procedures if p not in skipped),
+                tuple(c.config.subscribes),
+            )
             for c in self._by_id.values()
             if c.id in wanted
         ]

@@ -9,7 +9,10 @@ from aio_pika.exceptions import ChannelPreconditionFailed
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import Broker
+from bus.calendar import calendar_from_settings
 from bus.errors import BusError
+from bus.linkage.book import LinkageBook
+from bus.linkage.engine import LinkageEngine
 from bus.registry import ConnectorRegistry
 from bus.relay import OutboxRelay
 from bus.settings import Settings
@@ -28,6 +31,14 @@ def retry_tiers(settings: Settings, registry: ConnectorRegistry) -> tuple[float,
     return tuple(sorted(delays))
 
 
+def linkage_engine(settings: Settings, registry: ConnectorRegistry, names: Names) -> LinkageEngine:
+    """The linkage engine for these settings, its bundles checked against ``registry``."""
+    book = LinkageBook.load(calendar_from_settings(settings), enabled=settings.linkage_bundles)
+    book.check(registry)
+    agencies = {cid: registry.get(cid).config.agency for cid in registry.ids}
+    return LinkageEngine(book, exchange=names.events, agencies=agencies)
+
+
 @dataclass
 class Runtime:
     """The shared resources of one bus process."""
@@ -39,6 +50,7 @@ class Runtime:
     registry: ConnectorRegistry
     names: Names
     relay: OutboxRelay
+    linkage: LinkageEngine
 
     @property
     def retry_tiers(self) -> tuple[float, ...]:
@@ -50,9 +62,11 @@ class Runtime:
         cls, settings: Settings, *, name: str, registry: ConnectorRegistry | None = None
     ) -> Runtime:
         """Migrate the store, connect to RabbitMQ, declare the topology, start the relay."""
+        registry = registry or ConnectorRegistry.discover(settings.connector_endpoints)
+        names = Names(settings.namespace)
+        linkage = linkage_engine(settings, registry, names)  # refuses bundles it cannot run
         await upgrade_async(settings.database_url)
         engine = create_engine(settings.database_url)
-        registry = registry or ConnectorRegistry.discover(settings.connector_endpoints)
         # The namespace in the connection name lets operators (and tests) find this process.
         broker = Broker(
             settings.amqp_url,
@@ -61,11 +75,10 @@ class Runtime:
         )
         try:
             await broker.connect()
-            names = Names(settings.namespace)
             await declare_topology(
                 broker.channel,
                 names,
-                routes=registry.routes(),
+                routes=registry.routes(linked=linkage.book.procedures),
                 retry_delays=retry_tiers(settings, registry),
                 delivery_limit=settings.delivery_limit,
             )
@@ -85,7 +98,7 @@ class Runtime:
         write_engine = writer(engine)
         relay = OutboxRelay(write_engine, broker, settings)
         relay.start()
-        return cls(settings, engine, write_engine, broker, registry, names, relay)
+        return cls(settings, engine, write_engine, broker, registry, names, relay, linkage)
 
     async def close(self) -> None:
         """Stop the relay, close the broker connection and the store."""

@@ -138,6 +138,31 @@ class Settings(BaseSettings):
         "package lists that agencies work after all. Due dates count them.",
     )
 
+    # --- deadline alerts (bus/deadlines.py) ---------------------------------------------------
+    deadline_scan_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between two looks of the deadline scheduler (in each worker) for "
+        "dossiers and linkage steps at risk or overdue; each alert is raised once whatever the "
+        "number of workers.",
+    )
+    at_risk_grace_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="A dossier or step still open on its due date is `at_risk` only once it has "
+        "been open this long (since it was received or requested), so one asked a moment ago "
+        "and about to be answered is not flagged.",
+    )
+
+    # --- linkage bundles (bus/linkage/) -------------------------------------------------------
+    linkage_bundles: tuple[str, ...] | None = Field(
+        default=None,
+        description="Ids of the linkage bundles (contracts/linkage_bundles/) that start for new "
+        'dossiers, as a JSON list, e.g. `["birth"]`; unset: all of them, `[]`: none. A '
+        "procedure whose bundle is off goes to the connector that lists it in `procedures` "
+        "(its registration alone); runs already under way finish either way.",
+    )
+
     # --- connectors ----------------------------------------------------------------------------
     connectors: tuple[str, ...] = Field(
         default=(),

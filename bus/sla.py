@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from bus.calendar import WorkingCalendar
@@ -22,9 +22,13 @@ __all__ = [
     "Punctuality",
     "StatusPoint",
     "effective_due_date",
+    "finished_at",
     "judge",
     "paused_working_days",
+    "processing_time",
+    "processing_working_days",
     "supplement_requests",
+    "supplement_wait_time",
     "supplement_waits",
 ]
 
@@ -48,6 +52,16 @@ class Punctuality(StrEnum):
 
 def _ordered(history: Sequence[StatusPoint]) -> list[StatusPoint]:
     return sorted(history, key=lambda p: p.changed_at)
+
+
+def finished_at(history: Sequence[StatusPoint]) -> datetime | None:
+    """When the dossier finished: it first reached 9, 10 or 8 (stopped); ``None`` if never."""
+    return next((p.changed_at for p in _ordered(history) if p.status in FINISHED_STATUSES), None)
+
+
+def _up_to(history: Sequence[StatusPoint], until: datetime) -> list[StatusPoint]:
+    """The history as it stood at ``until``, in order: what happened later cannot count."""
+    return [p for p in _ordered(history) if p.changed_at <= until]
 
 
 def supplement_waits(
@@ -119,16 +133,57 @@ def judge(
     """
     if due_on is None:
         return None
-    ordered = _ordered(history)
-    finished = next((p for p in ordered if p.status in FINISHED_STATUSES), None)
-    until = finished.changed_at if finished is not None else now
-    considered = [p for p in ordered if p.changed_at <= until]
+    finished = finished_at(history)
+    until = finished if finished is not None else now
+    considered = _up_to(history, until)
     due = effective_due_date(due_on, considered, calendar, until)
     if finished is None:
         return Punctuality.OVERDUE if _local_day(now) > due else Punctuality.OPEN
-    if supplement_requests(considered) > 1 or _local_day(finished.changed_at) > due:
+    if supplement_requests(considered) > 1 or _local_day(finished) > due:
         return Punctuality.LATE
     return Punctuality.ON_TIME
+
+
+def supplement_wait_time(history: Sequence[StatusPoint], until: datetime) -> timedelta:
+    """Clock time spent waiting for supplements up to ``until`` (a wait still open ends there).
+
+    Nights and days off count: this is elapsed time, where :func:`paused_working_days` counts
+    the working days the SLA clock stood still.
+    """
+    waits = supplement_waits(_up_to(history, until), until)
+    return sum((end - start for start, end in waits), timedelta())
+
+
+def processing_time(received_at: datetime, history: Sequence[StatusPoint]) -> timedelta | None:
+    """Clock time from receipt to finish, less the time waiting for supplements.
+
+    ``None`` while the dossier has not finished. Never negative: a history that says the
+    dossier finished before it was received (a partner's clock) counts as no time.
+    """
+    finished = finished_at(history)
+    if finished is None:
+        return None
+    spent = finished - received_at - supplement_wait_time(history, finished)
+    return max(spent, timedelta())
+
+
+def processing_working_days(
+    received_at: datetime, history: Sequence[StatusPoint], calendar: WorkingCalendar
+) -> int | None:
+    """Working days from receipt to finish, less the working days waiting for supplements.
+
+    Counted like the due date: from the day of receipt (a day off moves it to the next working
+    day; a procedure's cut-off hour is not known here and not applied), the working days after
+    it up to and including the day the dossier finished, minus :func:`paused_working_days`.
+    A dossier finished on its day of receipt took 0 days; one finished on its due date with no
+    supplement took its procedure's N. ``None`` while the dossier has not finished.
+    """
+    finished = finished_at(history)
+    if finished is None:
+        return None
+    elapsed = calendar.working_days_between(calendar.receipt_day(received_at), _local_day(finished))
+    waits = supplement_waits(_up_to(history, finished), finished)
+    return max(0, elapsed - paused_working_days(waits, calendar))
 
 
 def _local_day(moment: datetime) -> date:

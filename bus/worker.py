@@ -138,25 +138,16 @@ class ConnectorWorker:
     async def _commit_batch(
         self, records: Sequence[DeliveryRecord]
     ) -> Sequence[Outcome | Exception]:
-        outcomes = await commit_deliveries(self._runtime.writer, records, self._status_event_row)
+        outcomes = await commit_deliveries(
+            self._runtime.writer, records, self._status_event_row, linkage=self._runtime.linkage
+        )
         if any(o == "applied" for o in outcomes):
             self._runtime.relay.wake()
         return outcomes
 
     def _status_event_row(
-        self, record: DeliveryRecord, transition: StatusTransition
+        self, record: DeliveryRecord, change: StatusChange, transition: StatusTransition
     ) -> dict[str, Any]:
-        if record.cause is None or record.agency is None:
-            raise ValueError("a delivery that changes status must name its cause and agency")
-        change = StatusChange(
-            dossier_code=transition.dossier_code,
-            status=transition.status,
-            previous_status=transition.previous_status,
-            changed_at=record.changed_at or datetime.now(UTC),
-            agency=record.agency,
-            note=record.note,
-            partner_reference=record.partner_reference,
-        )
         return events.status_outbox_row(
             change,
             sequence=transition.sequence,
@@ -246,7 +237,7 @@ class ConnectorWorker:
             return
         self.circuit.record_success()
 
-        record = self._record(event, received_at, attempt, receipt, delivery.change is not None)
+        record = self._record(delivery, received_at, receipt)
         outcome = await self._commit.submit(record)
         self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
         self._acks.ack(message)
@@ -454,13 +445,9 @@ class ConnectorWorker:
         return [known.get(code) for code in dossier_codes]
 
     def _record(
-        self,
-        event: EventEnvelope,
-        received_at: datetime,
-        attempt: int,
-        receipt: DeliveryReceipt,
-        status_event: bool,
+        self, delivery: Delivery, received_at: datetime, receipt: DeliveryReceipt
     ) -> DeliveryRecord:
+        event = delivery.event
         return DeliveryRecord(
             consumer=self.connector_id,
             message_id=event.id,
@@ -468,7 +455,7 @@ class ConnectorWorker:
             hop_row=self._hop(
                 event,
                 received_at,
-                attempt,
+                delivery.attempt,
                 sent_at=receipt.sent_at,
                 answered_at=receipt.answered_at,
                 request_bytes=receipt.request_size,
@@ -481,7 +468,8 @@ class ConnectorWorker:
             agency=self._registered.config.agency,
             note=receipt.note,
             changed_at=receipt.answered_at,
-            delivered_sequence=event.dossierseq if status_event else None,
+            delivered_sequence=event.dossierseq if delivery.change is not None else None,
+            step_id=None if delivery.step is None else delivery.step.step,
         )
 
     async def _fail(

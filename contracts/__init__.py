@@ -30,6 +30,7 @@ from contracts.dossier import (
     Address,
     Applicant,
     BirthRegistrationForm,
+    DeathRegistrationForm,
     Dossier,
     Fee,
     ResultDocument,
@@ -64,7 +65,13 @@ from contracts.procedures import (
     ProcedureCatalogue,
     load_procedure_catalogue,
 )
-from contracts.samples import SAMPLE_RECEIVED_AT, sample_birth_dossier, sample_birth_dossier_json
+from contracts.samples import (
+    SAMPLE_RECEIVED_AT,
+    sample_birth_dossier,
+    sample_birth_dossier_json,
+    sample_death_dossier,
+    sample_death_dossier_json,
+)
 from contracts.status import (
     FINISHED_STATUSES,
     STATUS_CHANGE_SCHEMA_VERSION,
@@ -108,6 +115,7 @@ __all__ = [
     "Channel",
     "CitizenId",
     "DeadlineAlert",
+    "DeathRegistrationForm",
     "Dossier",
     "DossierCode",
     "DossierStatus",
@@ -140,5 +148,7 @@ __all__ = [
     "procedure_base",
     "sample_birth_dossier",
     "sample_birth_dossier_json",
+    "sample_death_dossier",
+    "sample_death_dossier_json",
     "to_vn",
 ]

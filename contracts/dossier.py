@@ -42,6 +42,7 @@ __all__ = [
     "Address",
     "Applicant",
     "BirthRegistrationForm",
+    "DeathRegistrationForm",
     "Dossier",
     "Fee",
     "ResultDocument",
@@ -60,6 +61,8 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # dependency for a check the mail server makes anyway.
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE_RE = re.compile(r"\+?[0-9 ]+", re.ASCII)
+# Mã số BHXH: the 10-digit social-insurance number a person keeps for life.
+_SOCIAL_INSURANCE_NUMBER = r"^[0-9]{10}$"
 
 _ReprArgs = Iterable[tuple[str | None, Any]]
 
@@ -375,5 +378,91 @@ class BirthRegistrationForm(_MasksPersonalData):
         if self.father_identity_number is not None and self.father_full_name is None:
             raise PydanticCustomError(
                 "father_name", "father_identity_number needs father_full_name"
+            )
+        return self
+
+
+class DeathRegistrationForm(_MasksPersonalData):
+    """The declaration form (tờ khai) of death registration, procedure 1.007073.
+
+    One form feeds the whole death linkage bundle: civil status registers the death (khai tử),
+    Public Security removes the deceased's permanent residence (xóa đăng ký thường trú) at the
+    last place of residence, and Social Security settles the funeral allowance (trợ cấp mai
+    táng) for the declarant. The death extract number that civil status issues is passed on to
+    the later steps by the linkage engine, not typed into this form.
+    """
+
+    deceased_full_name: str = Field(
+        min_length=1, max_length=200, description="Họ, chữ đệm, tên người đã chết"
+    )
+    deceased_date_of_birth: date = Field(description="Ngày, tháng, năm sinh — date of birth")
+    deceased_gender: Literal["male", "female"] = Field(description="Giới tính — gender")
+    deceased_identity_number: CitizenId = Field(
+        description="Số định danh cá nhân (CCCD) của người đã chết: how residence and social "
+        "insurance find the person; personal data"
+    )
+    deceased_ethnicity: str | None = Field(default=None, max_length=100, description="Dân tộc")
+    deceased_nationality: str = Field(
+        default="VN",
+        pattern=r"^[A-Z]{2}$",
+        description="Quốc tịch — nationality, ISO 3166-1 alpha-2",
+    )
+    deceased_social_insurance_number: str | None = Field(
+        default=None,
+        pattern=_SOCIAL_INSURANCE_NUMBER,
+        description="Mã số BHXH — social-insurance number (10 digits), when the deceased had "
+        "one; personal data",
+    )
+    last_residence: Address = Field(
+        description="Nơi cư trú cuối cùng — last place of residence, where the permanent "
+        "residence is removed"
+    )
+    date_of_death: date = Field(description="Ngày chết — date of death")
+    place_of_death: str = Field(min_length=1, max_length=500, description="Nơi chết")
+    cause_of_death: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Nguyên nhân chết"
+    )
+    death_notice_number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="Số Giấy báo tử (or of the paper that replaces it)",
+    )
+    death_notice_issuer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="Nơi cấp Giấy báo tử — who issued it, e.g. the hospital",
+    )
+    declarant_full_name: str = Field(
+        min_length=1, max_length=200, description="Họ tên người đi khai tử — the declarant"
+    )
+    declarant_identity_number: CitizenId | None = Field(
+        default=None, description="Số CCCD của người đi khai tử; personal data"
+    )
+    declarant_relationship: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Quan hệ với người đã chết — e.g. Con, Vợ, Chồng",
+    )
+
+    def __repr_args__(self) -> _ReprArgs:
+        # The social-insurance number is 10 digits, not CCCD-shaped: masked by name.
+        for name, value in super().__repr_args__():
+            if name == "deceased_social_insurance_number" and isinstance(value, str):
+                yield name, mask_citizen_id(value)
+            else:
+                yield name, value
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Self:
+        if self.date_of_death < self.deceased_date_of_birth:
+            raise PydanticCustomError(
+                "date_order", "date_of_death must not be before deceased_date_of_birth"
+            )
+        if self.declarant_identity_number == self.deceased_identity_number:
+            raise PydanticCustomError(
+                "declarant_identity",
+                "declarant_identity_number is the deceased's: the declarant is someone else",
             )
         return self

@@ -15,7 +15,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from contracts.alerts import DeadlineAlert
-from contracts.dossier import BirthRegistrationForm, Dossier
+from contracts.dossier import BirthRegistrationForm, DeathRegistrationForm, Dossier
 from contracts.envelope import EventEnvelope, dataschema_uri
 from contracts.linkage import LinkageBundle, StepOrder
 from contracts.status import StatusChange
@@ -29,6 +29,7 @@ SCHEMAS: Final[dict[str, type[BaseModel]]] = {
     "status-change-1.0": StatusChange,
     "event-envelope-1.0": EventEnvelope,
     "birth-registration-form-1.0": BirthRegistrationForm,
+    "death-registration-form-1.0": DeathRegistrationForm,
     "linkage-bundle-1.0": LinkageBundle,
     "step-order-1.0": StepOrder,
     "deadline-alert-1.0": DeadlineAlert,

@@ -64,8 +64,15 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return url
 
 
+#: The linkage bundles every test bus runs unless it says otherwise: none. Tests of the
+#: transport (retries, circuit, pushes, streams) follow one hop, a birth registration alone;
+#: the linkage tests (tests/integration/test_linkage.py) run the bundles with ``ALL_BUNDLES``.
+NO_BUNDLES: tuple[str, ...] = ()
+ALL_BUNDLES = None
+
+
 def make_settings(namespace: str, database_url: str, **overrides: object) -> Settings:
-    """Settings for a test bus: its own namespace and store, fast retries."""
+    """Settings for a test bus: its own namespace and store, fast retries, no bundles."""
     values: dict[str, object] = {
         "amqp_url": AMQP_URL,
         "database_url": database_url,
@@ -73,6 +80,7 @@ def make_settings(namespace: str, database_url: str, **overrides: object) -> Set
         "retry_delays": FAST_RETRIES,
         "delivery_limit": 5,
         "outbox_poll_interval": 0.05,
+        "linkage_bundles": NO_BUNDLES,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

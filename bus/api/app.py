@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bus.api import dossiers, events_stream, inbound, subscriptions
+from bus.api import alerts, dossiers, events_stream, inbound, stats, subscriptions
 from bus.api.problems import Problem, problem_handler, request_validation_handler
 from bus.errors import BusError
 from bus.ingest import IngestService
@@ -63,6 +63,8 @@ def create_app(
     app.include_router(subscriptions.router)
     app.include_router(events_stream.router)
     app.include_router(inbound.router)
+    app.include_router(stats.router)
+    app.include_router(alerts.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

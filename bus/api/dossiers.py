@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field, ValidationError
 from bus.api.body import read_json_body
 from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
 from bus.ingest import IngestService, Submission, UnroutableDossier
+from bus.linkage.book import LinkageBook
 from bus.settings import Settings
 from bus.store.ingest import IngestConflict
+from bus.store.linkage import StoredRun, read_run
 from bus.store.queries import dossier_with_history
 from contracts import Dossier, DossierStatus, is_dossier_code
 
@@ -79,6 +81,32 @@ class DossierState(BaseModel):
     updated_at: datetime
 
 
+class LinkageStepView(BaseModel):
+    """One step of the dossier's linkage run."""
+
+    step: str = Field(description="Step id in its bundle, e.g. permanent_residence")
+    title: str = Field(description="What the agency does")
+    connector: str = Field(description="The connector of the agency's system")
+    state: str = Field(description="waiting, requested, supplement, done or rejected")
+    requested_at: datetime | None = Field(description="When the step was ordered")
+    due_on: date | None = Field(description="The step's due date (supplement waits added)")
+    result_status: int | None = Field(description="The agency's last answer, as a status 1-10")
+    result_note: str | None = Field(description="What the agency said")
+    result_reference: str | None = Field(description="The agency's reference (e.g. certificate)")
+    result_changed_at: datetime | None = Field(description="When the agency answered")
+
+
+class LinkageView(BaseModel):
+    """The dossier's run through its linkage bundle (liên thông)."""
+
+    bundle: str = Field(description="Bundle id, e.g. birth")
+    title: str
+    state: str = Field(description="open, done or stopped")
+    due_on: date = Field(description="The whole bundle's due date")
+    stopped_reason: str | None = Field(description="Why the run stopped, when it did")
+    steps: list[LinkageStepView]
+
+
 class DossierView(BaseModel):
     """``GET /v1/dossiers/{code}``: current state, the accepted dossier, and its history."""
 
@@ -86,6 +114,9 @@ class DossierView(BaseModel):
     dossier: dict[str, Any]
     history: list[Hop]
     events: list[EventRecord]
+    linkage: LinkageView | None = Field(
+        default=None, description="Its linkage run, when its procedure starts a bundle"
+    )
 
 
 def _service(request: Request) -> IngestService:
@@ -206,7 +237,11 @@ async def get_dossier(request: Request, code: str) -> DossierView:
             kind="validation",
             errors=[{"field": "code", "problem": "not a dossier code"}],
         )
-    found = await dossier_with_history(request.app.state.runtime.engine, code)
+    runtime = request.app.state.runtime
+    # The run is read first: a reader that sees it ended then sees the dossier's final state
+    # (both are committed together, but read here in two statements).
+    run = await read_run(runtime.engine, code)
+    found = await dossier_with_history(runtime.engine, code)
     if found is None:
         raise Problem(404, "Not found", f"no dossier {code} on this bus", kind="not-found")
     row = found["dossier"]
@@ -219,6 +254,39 @@ async def get_dossier(request: Request, code: str) -> DossierView:
         dossier=row["document"],
         history=[Hop(**hop) for hop in found["hops"]],
         events=[EventRecord(**event) for event in found["events"]],
+        linkage=_linkage_view(run, runtime.linkage.book),
+    )
+
+
+def _linkage_view(stored: StoredRun | None, book: LinkageBook) -> LinkageView | None:
+    if stored is None:
+        return None
+    bundle = book.bundle(stored.run.bundle_id)
+    steps = []
+    for step in bundle.steps:
+        record = stored.run.steps[step.id]
+        result = record.result
+        steps.append(
+            LinkageStepView(
+                step=step.id,
+                title=step.title,
+                connector=step.connector,
+                state=record.state.value,
+                requested_at=record.requested_at,
+                due_on=record.due_on,
+                result_status=None if result is None else int(result.status),
+                result_note=None if result is None else result.note,
+                result_reference=None if result is None else result.partner_reference,
+                result_changed_at=None if result is None else result.changed_at,
+            )
+        )
+    return LinkageView(
+        bundle=bundle.id,
+        title=bundle.title,
+        state=stored.state,
+        due_on=stored.due_on,
+        stopped_reason=stored.run.stopped_reason,
+        steps=steps,
     )
 
 

@@ -285,7 +285,9 @@ class InboundService:
             "attempt": 1,
         }
         entry = PolledEntry(route.config.id, key, hop, change)
-        [outcome] = await commit_pushed(self._runtime.writer, [entry], self._event_row(ref))
+        [outcome] = await commit_pushed(
+            self._runtime.writer, [entry], self._event_row(ref), linkage=self._runtime.linkage
+        )
         if outcome == "applied":
             self._runtime.relay.wake()
         return _change_verdict(outcome, change)

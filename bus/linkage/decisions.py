@@ -16,8 +16,11 @@ rules, from DOMAIN ("Deadlines", "The two national linkage bundles") and issue 5
 * 3, 7 or 8 rejects the step and stops the whole run: 3 (not accepted) when nothing was done
   yet, else 8 (processing stopped), with the agency's reason;
 * 1, 2, 4 and 6 keep the step under way and the dossier processing (4);
-* an answer about a step that is already done or rejected changes nothing: an event that
-  arrives late never moves a run backwards.
+* an answer about a step that is already done or rejected changes nothing, and neither does
+  one dated before the step's last answer: an event that arrives late never moves a run
+  backwards;
+* the time a step waited for a supplement does not count against it: when it moves on, its
+  due date moves by the working days it waited.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from bus.calendar import WorkingCalendar
-from contracts import DossierStatus, LinkageBundle, LinkageStep, StatusChange
+from contracts import VN_TZ, DossierStatus, LinkageBundle, LinkageStep, StatusChange
 
 __all__ = [
     "Decision",
@@ -137,9 +140,15 @@ def on_step_outcome(
     if record.state is StepState.WAITING:
         # An answer about a step never requested: a partner mistake, kept out of the run.
         return Decision(run, changed=False, notes=(f"step {step_id} was not requested",))
+    if record.result is not None and change.changed_at < record.result.changed_at:
+        return Decision(run, changed=False, notes=(f"older than step {step_id}'s last answer",))
+    if record.state is StepState.SUPPLEMENT and change.status is not (
+        DossierStatus.SUPPLEMENT_REQUESTED
+    ):
+        record = _resumed(record, change.changed_at, calendar)
 
     if change.status in _REJECTING:
-        return _stop(bundle, run, step_id, change)
+        return _stop(bundle, _with_step(run, record), step_id, change)
     if change.status in _DONE_STATUSES:
         run = _with_step(run, replace(record, state=StepState.DONE, result=change))
         if run.over:
@@ -153,6 +162,20 @@ def on_step_outcome(
     )
     run = _with_step(run, replace(record, state=state, result=change))
     return _moved(run, (), _open_status(run))
+
+
+def _resumed(record: StepRecord, resumed_at: datetime, calendar: WorkingCalendar) -> StepRecord:
+    """The step after its supplement arrived: its due date moved by the working days waited."""
+    if record.result is None or record.due_on is None:
+        return record
+    waited = calendar.working_days_between(
+        _local_day(record.result.changed_at), _local_day(resumed_at)
+    )
+    return replace(record, due_on=calendar.add_working_days(record.due_on, max(0, waited)))
+
+
+def _local_day(moment: datetime) -> date:
+    return moment.astimezone(VN_TZ).date()
 
 
 def _stop(bundle: LinkageBundle, run: RunState, step_id: str, change: StatusChange) -> Decision:

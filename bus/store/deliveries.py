@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.database import insert_ignoring_duplicates, write_transaction
+from bus.store.linkage import StepAnswer
 from bus.store.schema import (
     consumer_positions,
     dossiers,
@@ -27,7 +28,10 @@ from bus.store.schema import (
     processed_messages,
     status_history,
 )
-from contracts import FINISHED_STATUSES, DossierStatus, EventEnvelope
+from contracts import FINISHED_STATUSES, DossierStatus, EventEnvelope, StatusChange
+
+if TYPE_CHECKING:  # the engine builds on this module's primitives; it is handed in at run time
+    from bus.linkage.engine import LinkageEngine
 
 Outcome = Literal["applied", "duplicate", "failed"]
 
@@ -54,6 +58,8 @@ class DeliveryRecord:
     failed: bool = False
     #: The dossier sequence of a delivered status event: the consumer's new position.
     delivered_sequence: int | None = None
+    #: The linkage step the delivery was an order for, if it was one.
+    step_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +100,8 @@ class StatusMove:
     changed_at: datetime | None = None
 
 
-#: Builds the outbox row announcing a transition (kept outside the store: it knows events).
-OutboxRowFactory = Callable[[DeliveryRecord, StatusTransition], dict[str, Any]]
+#: Builds the outbox row announcing a change (kept outside the store: it knows events).
+OutboxRowFactory = Callable[[DeliveryRecord, StatusChange, StatusTransition], dict[str, Any]]
 
 
 async def already_processed(
@@ -115,9 +121,17 @@ async def already_processed(
 
 
 async def commit_deliveries(
-    engine: AsyncEngine, records: Sequence[DeliveryRecord], outbox_row: OutboxRowFactory
+    engine: AsyncEngine,
+    records: Sequence[DeliveryRecord],
+    outbox_row: OutboxRowFactory,
+    *,
+    linkage: LinkageEngine | None = None,
 ) -> list[Outcome]:
-    """Commit a batch of delivery records; says per record whether its effect was applied."""
+    """Commit a batch of delivery records; says per record whether its effect was applied.
+
+    With ``linkage``, an answer about a dossier in a linkage run moves the run, and the engine
+    decides the dossier's status and orders the next steps, in the same transaction.
+    """
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
         succeeded = [r for r in records if not r.failed]
@@ -139,14 +153,15 @@ async def commit_deliveries(
             else:
                 outcomes.append("duplicate")
 
-        transitions = await _apply_status(connection, winners, now)
+        transitions, orders = await _apply_status(connection, winners, now, linkage)
         await _advance_positions(connection, winners, now)
         hop_rows = [
             {**record.hop_row, "outcome": _hop_outcome(record, outcome), "done_at": now}
             for record, outcome in zip(records, outcomes, strict=True)
         ]
         await connection.execute(hops.insert(), hop_rows)
-        outbox_rows = [outbox_row(record, t) for record, t in transitions]
+        outbox_rows = [outbox_row(record, change, t) for record, change, t in transitions]
+        outbox_rows += orders
         if outbox_rows:
             await connection.execute(outbox.insert(), outbox_rows)
     return outcomes
@@ -309,32 +324,54 @@ async def move_dossiers(connection: AsyncConnection, moves: Sequence[StatusMove]
 
 
 async def _apply_status(
-    connection: AsyncConnection, records: Sequence[DeliveryRecord], now: datetime
-) -> list[tuple[DeliveryRecord, StatusTransition]]:
-    """Move each dossier to its new status with the next sequence number."""
-    if not records:
-        return []
-    current = await lock_dossiers(connection, {r.dossier_code for r in records})
-    transitions: list[tuple[DeliveryRecord, StatusTransition]] = []
+    connection: AsyncConnection,
+    records: Sequence[DeliveryRecord],
+    now: datetime,
+    linkage: LinkageEngine | None,
+) -> tuple[list[tuple[DeliveryRecord, StatusChange, StatusTransition]], list[dict[str, Any]]]:
+    """Move each dossier to its new status with the next sequence number.
+
+    Returns the changes to announce and the outbox rows of any linkage step orders.
+    """
+    moving = [r for r in records if r.new_status is not None]
+    if not moving:
+        return [], []
+    current = await lock_dossiers(connection, {r.dossier_code for r in moving})
+    transitions: list[tuple[DeliveryRecord, StatusChange, StatusTransition]] = []
+    orders: list[dict[str, Any]] = []
+    if linkage is not None:
+        known = [r for r in moving if r.dossier_code in current]
+        settlement = await linkage.settle(
+            connection,
+            [
+                StepAnswer(r.dossier_code, r.consumer, _change_of(r, now), r.step_id, r.cause)
+                for r in known
+            ],
+            current,
+            now,
+        )
+        for index, announcement in settlement.taken.items():
+            if announcement is not None:
+                transitions.append((known[index], announcement.change, announcement.transition))
+        taken = {id(known[index]) for index in settlement.taken}
+        moving = [r for r in moving if id(r) not in taken]
+        orders = settlement.outbox_rows
     moves: list[StatusMove] = []
-    for record in records:
+    for record in moving:
         state = current.get(record.dossier_code)
         if state is None or record.new_status is None:
             continue  # a dossier unknown to this store: evidence only, no state to move
         sequence = state.sequence + 1
-        transitions.append(
-            (
-                record,
-                StatusTransition(
-                    record.dossier_code,
-                    state.receiving_agency,
-                    state.status,
-                    record.new_status,
-                    sequence,
-                    state.accepted_event_id,
-                ),
-            )
+        transition = StatusTransition(
+            record.dossier_code,
+            state.receiving_agency,
+            state.status,
+            record.new_status,
+            sequence,
+            state.accepted_event_id,
         )
+        change = _change_of(record, now).model_copy(update={"previous_status": state.status})
+        transitions.append((record, change, transition))
         current[record.dossier_code] = replace(state, status=record.new_status, sequence=sequence)
         moves.append(
             StatusMove(
@@ -348,4 +385,18 @@ async def _apply_status(
             )
         )
     await move_dossiers(connection, moves)
-    return transitions
+    return transitions, orders
+
+
+def _change_of(record: DeliveryRecord, now: datetime) -> StatusChange:
+    """The status change a partner's answer reports."""
+    if record.new_status is None or record.agency is None:
+        raise ValueError("a delivery that changes status must name its status and agency")
+    return StatusChange(
+        dossier_code=record.dossier_code,
+        status=record.new_status,
+        changed_at=record.changed_at or now,
+        agency=record.agency,
+        note=record.note,
+        partner_reference=record.partner_reference,
+    )

@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.store.database import write_transaction
+from bus.store.linkage import RunStart
 from bus.store.schema import dossiers, hops, outbox, status_history
+from contracts import Dossier, DossierStatus, EventEnvelope
+
+if TYPE_CHECKING:  # the engine builds on the store; it is handed in at run time
+    from bus.linkage.engine import LinkageEngine
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,9 @@ class IngestRequest:
     outbox_row: dict[str, Any]
     hop_row: dict[str, Any]
     idempotency_key: str | None
+    #: The dossier and its ``dossier.submitted`` event, for starting its linkage run.
+    dossier: Dossier | None = None
+    event: EventEnvelope | None = None
 
     @property
     def code(self) -> str:
@@ -63,12 +71,19 @@ class IngestConflict(Exception):
 
 
 async def write_ingest_batch(
-    engine: AsyncEngine, requests: Sequence[IngestRequest]
+    engine: AsyncEngine,
+    requests: Sequence[IngestRequest],
+    *,
+    linkage: LinkageEngine | None = None,
 ) -> list[IngestReceipt | Exception]:
-    """Commit a batch of ingest requests; one result (receipt or conflict) per request."""
+    """Commit a batch of ingest requests; one result (receipt or conflict) per request.
+
+    With ``linkage``, a new dossier whose procedure starts a bundle starts its run in the same
+    transaction: accepted means its first steps are ordered.
+    """
     for attempt in range(3):
         try:
-            return await _write_once(engine, requests)
+            return await _write_once(engine, requests, linkage)
         except IntegrityError:
             # Another process inserted one of these codes between our lookup and our insert;
             # the next attempt's lookup sees it and answers it as a duplicate or conflict.
@@ -78,7 +93,7 @@ async def write_ingest_batch(
 
 
 async def _write_once(
-    engine: AsyncEngine, requests: Sequence[IngestRequest]
+    engine: AsyncEngine, requests: Sequence[IngestRequest], linkage: LinkageEngine | None
 ) -> list[IngestReceipt | Exception]:
     codes = {r.code for r in requests}
     keys = {r.idempotency_key for r in requests if r.idempotency_key}
@@ -137,7 +152,25 @@ async def _write_once(
             await connection.execute(
                 hops.insert(), [{**r.hop_row, "done_at": done_at} for r in new]
             )
+            if linkage is not None:
+                rows = await linkage.start(connection, _run_starts(new), done_at)
+                if rows:
+                    await connection.execute(outbox.insert(), rows)
     return results
+
+
+def _run_starts(new: Sequence[IngestRequest]) -> list[RunStart]:
+    """The new dossiers as the engine's run starts (it keeps those whose bundle starts)."""
+    return [
+        RunStart(
+            request.dossier,
+            request.event,
+            DossierStatus(request.dossier_row["status"]),
+            request.dossier_row["sequence"],
+        )
+        for request in new
+        if request.dossier is not None and request.event is not None
+    ]
 
 
 def _resolve(

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,8 +41,12 @@ from bus.store.deliveries import (
     lock_dossiers,
     move_dossiers,
 )
+from bus.store.linkage import StepAnswer
 from bus.store.schema import hops, outbox, poll_cursors
 from contracts import FINISHED_STATUSES, DossierStatus, StatusChange
+
+if TYPE_CHECKING:  # the engine builds on the store; it is handed in at run time
+    from bus.linkage.engine import LinkageEngine
 
 __all__ = [
     "POLL_HOP",
@@ -154,6 +158,7 @@ async def commit_polled(
     *,
     connector_id: str,
     position: PollPosition,
+    linkage: LinkageEngine | None = None,
 ) -> list[PollOutcome]:
     """Commit one page of polled records and the poller's new position in one transaction.
 
@@ -162,13 +167,19 @@ async def commit_polled(
     """
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
-        outcomes = await _record(connection, entries, event_row, now, refuse_unknown=False)
+        outcomes = await _record(
+            connection, entries, event_row, now, refuse_unknown=False, linkage=linkage
+        )
         await _write_position(connection, connector_id, position, now)
     return outcomes
 
 
 async def commit_pushed(
-    engine: AsyncEngine, entries: Sequence[PolledEntry], event_row: PolledEventFactory
+    engine: AsyncEngine,
+    entries: Sequence[PolledEntry],
+    event_row: PolledEventFactory,
+    *,
+    linkage: LinkageEngine | None = None,
 ) -> list[PollOutcome]:
     """Commit records a partner pushed, in one transaction; says per entry what became of it.
 
@@ -177,7 +188,9 @@ async def commit_pushed(
     """
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
-        return await _record(connection, entries, event_row, now, refuse_unknown=True)
+        return await _record(
+            connection, entries, event_row, now, refuse_unknown=True, linkage=linkage
+        )
 
 
 async def _record(
@@ -187,8 +200,13 @@ async def _record(
     now: datetime,
     *,
     refuse_unknown: bool,
+    linkage: LinkageEngine | None,
 ) -> list[PollOutcome]:
-    """Dedup records, forward-only moves, hops and events of ``entries``, in ``connection``."""
+    """Dedup records, forward-only moves, hops and events of ``entries``, in ``connection``.
+
+    A record about a dossier in a linkage run is the answer of its connector's step: the
+    engine moves the run and decides the dossier's status (:mod:`bus.linkage.engine`).
+    """
     outcomes: dict[int, PollOutcome] = {}
     readable = [i for i, entry in enumerate(entries) if entry.change is not None]
     if refuse_unknown:
@@ -221,7 +239,9 @@ async def _record(
         outcomes[i] = "still_parked" if mark in filed else "parked"
         filed.add(mark)
 
-    transitions, correlation = await _apply(connection, entries, winners, outcomes, now)
+    transitions, correlation, orders = await _apply(
+        connection, entries, winners, outcomes, now, linkage
+    )
 
     silent: set[PollOutcome] = {"duplicate", "still_parked"}
     if refuse_unknown:
@@ -241,6 +261,7 @@ async def _record(
     if hop_rows:
         await connection.execute(hops.insert(), hop_rows)
     outbox_rows = [event_row(change, transition) for change, transition in transitions]
+    outbox_rows += orders
     if outbox_rows:
         await connection.execute(outbox.insert(), outbox_rows)
     return [outcomes[i] for i in range(len(entries))]
@@ -257,10 +278,12 @@ async def _apply(
     winners: Sequence[int],
     outcomes: dict[int, PollOutcome],
     now: datetime,
-) -> tuple[list[tuple[StatusChange, StatusTransition]], dict[int, str]]:
+    linkage: LinkageEngine | None,
+) -> tuple[list[tuple[StatusChange, StatusTransition]], dict[int, str], list[dict[str, Any]]]:
     """Move the dossiers of the claimed entries forward; fills in their outcomes.
 
-    Returns the transitions to announce and, per entry of a known dossier, its linkage run.
+    Returns the transitions to announce, per entry of a known dossier its linkage run (the
+    correlation id of its events), and the outbox rows of linkage step orders.
     """
     changes = {i: entries[i].change for i in winners}
     codes = {change.dossier_code for change in changes.values() if change is not None}
@@ -273,6 +296,28 @@ async def _apply(
     transitions: list[tuple[StatusChange, StatusTransition]] = []
     moves: list[StatusMove] = []
     correlation: dict[int, str] = {}
+    orders: list[dict[str, Any]] = []
+    if linkage is not None:
+        in_store = [i for i in ordered if _change(entries[i]).dossier_code in current]
+        settlement = await linkage.settle(
+            connection,
+            [
+                StepAnswer(
+                    _change(entries[i]).dossier_code, entries[i].consumer, _change(entries[i])
+                )
+                for i in in_store
+            ],
+            current,
+            now,
+        )
+        for index, announcement in settlement.taken.items():
+            i = in_store[index]
+            correlation[i] = current[_change(entries[i]).dossier_code].accepted_event_id
+            outcomes[i] = "stale" if announcement is None else "applied"
+            if announcement is not None:
+                transitions.append((announcement.change, announcement.transition))
+        ordered = [i for i in ordered if i not in outcomes]
+        orders = settlement.outbox_rows
     for i in ordered:
         change = changes[i]
         assert change is not None
@@ -313,7 +358,7 @@ async def _apply(
         last_changed[code] = change.changed_at
         outcomes[i] = "applied"
     await move_dossiers(connection, moves)
-    return transitions, correlation
+    return transitions, correlation, orders
 
 
 def _order_key(change: StatusChange | None) -> tuple[datetime, int]:

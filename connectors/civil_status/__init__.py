@@ -1,4 +1,4 @@
-"""Civil-status connector: birth registration in the Ministry of Justice's civil-status software.
+"""Civil-status connector: birth and death registration in the Ministry of Justice's software.
 
 The simulator's names are imported on first use, so loading the connector (the entry point
 ``lienthong_bus.connectors: civil_status``) does not import FastAPI, and
@@ -10,12 +10,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from connectors.civil_status.connector import DEFAULT_MAPPING, CivilStatusConnector
+from connectors.civil_status.connector import (
+    DEATH_REGISTRATION,
+    DEFAULT_MAPPING,
+    CivilStatusConnector,
+)
 
 if TYPE_CHECKING:
     from connectors.civil_status.simulator import SimulatorState, create_simulator_app
 
-__all__ = ["DEFAULT_MAPPING", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
+__all__ = [
+    "DEATH_REGISTRATION",
+    "DEFAULT_MAPPING",
+    "CivilStatusConnector",
+    "SimulatorState",
+    "create_simulator_app",
+]
 
 _LAZY = frozenset({"SimulatorState", "create_simulator_app"})
 

@@ -1,6 +1,8 @@
-"""The civil-status connector: registers births in the Ministry of Justice's civil-status software.
+"""The civil-status connector: registers births and deaths in the Ministry of Justice's software.
 
-One SOAP call per delivery, ``dangKyHoTich`` of ``contracts/partners/civil_status/hotich.wsdl``,
+Step 1 of both national bundles: a birth (the default operation, procedure 1.001193, module KS)
+or a death (``death_registration``, procedure 1.007073, module KT). Whatever the module, one
+SOAP call per delivery, ``dangKyHoTich`` of ``contracts/partners/civil_status/hotich.wsdl``,
 made through the generic SOAP kit (:mod:`bus.soap`), which also translates every SOAP, HTTP and
 XML failure into a bus error. The call is idempotent by the dossier code (``maHoSo``) on the
 partner's side; with ``[xroad]`` configured, the X-Road ``id`` header carries the delivery's
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final, cast
@@ -21,22 +23,31 @@ import httpx
 
 from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
-from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
-from bus.soap import SoapClient
+from bus.mapping import ConnectorMappings, MappingCatalog, MessageMapping, SpecError
+from bus.soap import SoapClient, SoapReply
 from connectors.civil_status.wire import (
     MalformedAnswer,
     PartnerAnswer,
     mask_identity_numbers,
     read_answer,
 )
+from connectors.linkage_step import for_operation
 from contracts import Dossier, StatusChange
 
-__all__ = ["DEFAULT_MAPPING", "CivilStatusConnector"]
+__all__ = ["DEATH_REGISTRATION", "DEFAULT_MAPPING", "CivilStatusConnector"]
 
 DEFAULT_MAPPING: Final = "civil_status/1.0"
 """The mappings used when ``connector.toml`` names none (partner/version under mappings/)."""
 
-_REQUEST: Final = "birth-registration.out"
+DEATH_REGISTRATION: Final = "death_registration"
+"""The linkage operation (death bundle, step 1) that registers a death (khai tử)."""
+
+# Each operation is one request mapping of the same SOAP operation: the mapping sets the module
+# (KS, KT) and builds the module's XML document. The answer is read alike for both.
+_REQUESTS: Final[Mapping[str | None, str]] = {
+    None: "birth-registration.out",
+    DEATH_REGISTRATION: "death-registration.out",
+}
 _ANSWER: Final = "registration-answer.in"
 
 _log = logging.getLogger(__name__)
@@ -51,11 +62,13 @@ class _PartnerRefusal(Exception):
 
 
 class CivilStatusConnector:
-    """Delivers birth-registration dossiers (procedure 1.001193) to the civil-status software."""
+    """Delivers birth- and death-registration dossiers to the civil-status software."""
 
     default_config: ClassVar[Path] = Path(__file__).with_name("connector.toml")
     #: Module whose ``main()`` serves a stand-in partner; ``bus run`` starts it for the demo.
     simulator_module: ClassVar[str] = "connectors.civil_status.simulator"
+    #: The linkage operations it serves besides its default one (birth registration).
+    operations: ClassVar[frozenset[str]] = frozenset({DEATH_REGISTRATION})
 
     def __init__(
         self,
@@ -66,7 +79,7 @@ class CivilStatusConnector:
     ) -> None:
         self.config = config
         mappings = ConnectorMappings.of(config.mapping, DEFAULT_MAPPING, catalog)
-        self._request = mappings.get(_REQUEST)
+        self._requests = {operation: mappings.get(name) for operation, name in _REQUESTS.items()}
         self._answer = mappings.get(_ANSWER)
         if self._answer.contract is not StatusChange:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
@@ -75,12 +88,15 @@ class CivilStatusConnector:
         self._soap = SoapClient(config, transport=transport, redact=mask_identity_numbers)
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
-        """Register the dossier's birth; raise PartnerUnavailable or PartnerRejected on failure.
+        """Register the birth or the death the delivery asks for.
 
-        The form is mapped before any network call, so a MappingError never reaches the partner.
+        Raises PartnerUnavailable or PartnerRejected on the partner's failure, InvalidMessage
+        on an operation it does not have. The form is mapped before any network call, so a
+        MappingError never reaches the partner.
         """
+        request = for_operation(delivery, self._requests, connector=self.config.id)
         dossier = delivery.require_dossier()
-        arguments = self._encode_request(dossier)
+        arguments = self._encode_request(request, dossier)
         reply = await self._soap.call(arguments, issue=dossier.code, message_id=delivery.message_id)
         with _classify_answer(dossier.code):
             answer = read_answer(reply.body)
@@ -88,32 +104,21 @@ class CivilStatusConnector:
                 raise _PartnerRefusal(answer)
             change = self._decode_answer(answer, dossier.code, reply.answered_at)
         _log.info(
-            "civil status answered dossier %s (message %s, attempt %d): trangThai %s%s",
+            "civil status answered dossier %s (message %s, attempt %d, module %s): trangThai %s%s",
             dossier.code,
             delivery.message_id,
             delivery.attempt,
+            arguments.get("module"),
             answer.partner_status,
             " (already registered)" if answer.already_registered else "",
         )
-        extra = {"partner_status": answer.partner_status}
-        if answer.already_registered:
-            extra["already_registered"] = "true"
-        return DeliveryReceipt(
-            status=change.status,
-            sent_at=reply.sent_at,
-            answered_at=reply.answered_at,
-            partner_reference=change.partner_reference,
-            note=None if change.note is None else mask_identity_numbers(change.note),
-            request_size=reply.request_size,
-            response_size=reply.response_size,
-            mapping_version=self._request.ref,
-            extra=extra,
-        )
+        return _receipt(request, reply, answer, change)
 
-    def _encode_request(self, dossier: Dossier) -> dict[str, Any]:
+    @staticmethod
+    def _encode_request(request: MessageMapping, dossier: Dossier) -> dict[str, Any]:
         """The ``dangKyHoTich`` arguments; a form the mapping cannot translate is FORM_INVALID."""
         try:
-            return self._request.apply(dossier.model_dump(mode="json"))
+            return request.apply(dossier.model_dump(mode="json"))
         except MappingError as exc:
             # Raised afresh, without the engine's error attached: an XSD message quotes the value
             # it refused, and a mistyped identity number must not reach a log whole.
@@ -142,6 +147,26 @@ class CivilStatusConnector:
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._soap.aclose()
+
+
+def _receipt(
+    request: MessageMapping, reply: SoapReply, answer: PartnerAnswer, change: StatusChange
+) -> DeliveryReceipt:
+    """The receipt of an answered registration, the partner's own status kept beside ours."""
+    extra = {"partner_status": answer.partner_status}
+    if answer.already_registered:
+        extra["already_registered"] = "true"
+    return DeliveryReceipt(
+        status=change.status,
+        sent_at=reply.sent_at,
+        answered_at=reply.answered_at,
+        partner_reference=change.partner_reference,
+        note=None if change.note is None else mask_identity_numbers(change.note),
+        request_size=reply.request_size,
+        response_size=reply.response_size,
+        mapping_version=request.ref,
+        extra=extra,
+    )
 
 
 @contextlib.contextmanager

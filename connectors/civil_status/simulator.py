@@ -1,9 +1,10 @@
 """A stand-in for the Ministry of Justice's civil-status software, for tests and demos.
 
 It speaks the partner's protocol: the SOAP service of ``contracts/partners/civil_status/
-hotich.wsdl`` at ``POST /hotich`` (``dangKyHoTich``, ``traTrangThaiHoSo``; SOAP 1.1 or 1.2,
-answered in the request's version; the WSDL at ``GET /hotich?wsdl``), plus the REST change feed
-``dsHoSoDangKy``. It registers each dossier at most once, reads every request with the hardened
+hotich.wsdl`` at ``POST /hotich`` (``dangKyHoTich`` of a birth, module KS, or of a death, module
+KT; ``traTrangThaiHoSo``; SOAP 1.1 or 1.2, answered in the request's version; the WSDL at
+``GET /hotich?wsdl``), plus the REST change feed ``dsHoSoDangKy``. It registers each dossier at
+most once, reads every request with the hardened
 parser, and can be made slow, flaky or hostile through ``/_sim/``::
 
     python -m connectors.civil_status.simulator --host 127.0.0.1 --port 8101
@@ -21,6 +22,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from lxml import etree
 
 import contracts
 from bus.testing import (
@@ -57,8 +59,13 @@ WSDL_PATH: Final = (
 )
 
 _MODULE_BIRTH: Final = "KS"
+_MODULE_DEATH: Final = "KT"
 _REGISTERED: Final = 4
-_REGISTERED_TEXT: Final = "Đã đăng ký khai sinh"
+# What the register says once it has registered a dossier of each module.
+_REGISTERED_TEXT: Final = {
+    _MODULE_BIRTH: "Đã đăng ký khai sinh",
+    _MODULE_DEATH: "Đã đăng ký khai tử",
+}
 # Who signs the certificates in the simulated commune (an invented name).
 _SIGNING_OFFICER: Final = "Phạm Thị Hạnh"
 _AGENCY_RE: Final = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
@@ -82,7 +89,11 @@ class SimulatorFaults(SoapFaultSwitches):
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """One registered birth, as the civil-status register holds it."""
+    """One registered birth (module KS) or death (KT), as the civil-status register holds it.
+
+    ``registration_number`` is the birth-certificate number, or the death extract number (số
+    trích lục khai tử); ``full_name`` the newborn's, or the deceased's.
+    """
 
     dossier_code: str
     registration_number: str
@@ -90,7 +101,7 @@ class Registration:
     module: str
     received_at: str
     registered_at: datetime
-    child_full_name: str
+    full_name: str
 
     def answer(self) -> dict[str, Any]:
         """The body the partner answers for this registration."""
@@ -99,7 +110,7 @@ class Registration:
             "maHoSo": self.dossier_code,
             "soDangKy": self.registration_number,
             "ngayDangKy": self.registered_at.strftime("%d/%m/%Y"),
-            "moTa": _REGISTERED_TEXT,
+            "moTa": _REGISTERED_TEXT[self.module],
         }
 
 
@@ -110,13 +121,14 @@ class SimulatorState(RegisterState[SimulatorFaults, Registration]):
     faults: SimulatorFaults = field(default_factory=SimulatorFaults)
 
     def register(
-        self, *, dossier_code: str, agency: str, module: str, received_at: str, child: str
+        self, *, dossier_code: str, agency: str, module: str, received_at: str, full_name: str
     ) -> tuple[Registration, bool]:
         """Register the dossier once; return its registration and whether it already existed."""
 
         def make() -> Registration:
             registered_at = self.clock().astimezone(VN_TZ)
-            number = self.next_number(registered_at.year)
+            # Each module keeps its own register book, numbered from 1 every year.
+            number = self.next_number((module, registered_at.year))
             return Registration(
                 dossier_code=dossier_code,
                 registration_number=f"{module}/{registered_at.year}/{number:06d}",
@@ -124,7 +136,7 @@ class SimulatorState(RegisterState[SimulatorFaults, Registration]):
                 module=module,
                 received_at=received_at,
                 registered_at=registered_at,
-                child_full_name=child,
+                full_name=full_name,
             )
 
         return self.apply_once(dossier_code, make)
@@ -173,7 +185,7 @@ def _read_register_request(call: SoapRequest) -> dict[str, str]:
         fields[name] = value.strip() if name != "data" else value
     if _AGENCY_RE.fullmatch(fields["maDonVi"]) is None:
         raise _Refusal(f"Mã đơn vị không hợp lệ: {fields['maDonVi']}")
-    if fields["module"] != _MODULE_BIRTH:
+    if fields["module"] not in _RECORD_READERS:
         raise _Refusal(f"Module {fields['module']} chưa được hỗ trợ")
     if len(fields["maHoSo"]) > 100:
         raise _Refusal("Mã hồ sơ quá dài")
@@ -184,30 +196,82 @@ def _read_register_request(call: SoapRequest) -> dict[str, str]:
     return fields
 
 
-def _read_birth_record(data: str) -> str:
-    """Check the ``<hoSoKhaiSinh>`` XML as the register would; return the child's name."""
+def _read_document(data: str, root_tag: str, required: tuple[str, ...]) -> etree._Element:
+    """The ``data`` XML document, read with the hardened parser; its root and required paths."""
     try:
         root = parse_xml(data.encode("utf-8"))
     except UnsafeXml as exc:
         raise _Refusal(f"Dữ liệu XML không hợp lệ: {exc}") from exc
-    if root.tag != "hoSoKhaiSinh":
-        raise _Refusal(f"Phần tử gốc phải là hoSoKhaiSinh, không phải {root.tag}")
-    for path in ("treEm/hoTen", "treEm/ngaySinh", "treEm/gioiTinh", "treEm/noiSinh", "me/hoTen"):
+    if root.tag != root_tag:
+        raise _Refusal(f"Phần tử gốc phải là {root_tag}, không phải {root.tag}")
+    for path in required:
         if not (root.findtext(path) or "").strip():
             raise _Refusal(f"Thiếu thông tin bắt buộc: {path}")
-    if not (root.findtext("nguoiYeuCau/hoTen") or "").strip():
-        raise _Refusal("Thiếu thông tin bắt buộc: nguoiYeuCau/hoTen")
+    return root
+
+
+def _day(root: etree._Element, path: str) -> date:
+    """The dd/MM/yyyy date at ``path``."""
     try:
-        datetime.strptime(root.findtext("treEm/ngaySinh") or "", "%d/%m/%Y")
+        return datetime.strptime(root.findtext(path) or "", "%d/%m/%Y").date()
     except ValueError as exc:
-        raise _Refusal("treEm/ngaySinh phải có dạng dd/MM/yyyy") from exc
-    if root.findtext("treEm/gioiTinh") not in {"1", "2"}:
-        raise _Refusal("treEm/gioiTinh phải là 1 (nam) hoặc 2 (nữ)")
-    for path in ("me/soDinhDanh", "cha/soDinhDanh", "nguoiYeuCau/soDinhDanh"):
+        raise _Refusal(f"{path} phải có dạng dd/MM/yyyy") from exc
+
+
+def _check_person(root: etree._Element, gender_path: str, identity_paths: tuple[str, ...]) -> None:
+    """A gender code and the identity numbers given, as the register stores them."""
+    if root.findtext(gender_path) not in {"1", "2"}:
+        raise _Refusal(f"{gender_path} phải là 1 (nam) hoặc 2 (nữ)")
+    for path in identity_paths:
         number = root.findtext(path)
         if number is not None and _CCCD_RE.fullmatch(number) is None:
             raise _Refusal(f"{path} phải gồm 12 chữ số")
+
+
+def _read_birth_record(data: str, received_on: date) -> str:
+    """Check the ``<hoSoKhaiSinh>`` XML as the register would; return the child's name."""
+    required = ("treEm/hoTen", "treEm/ngaySinh", "treEm/gioiTinh", "treEm/noiSinh", "me/hoTen")
+    root = _read_document(data, "hoSoKhaiSinh", (*required, "nguoiYeuCau/hoTen"))
+    _day(root, "treEm/ngaySinh")
+    _check_person(
+        root, "treEm/gioiTinh", ("me/soDinhDanh", "cha/soDinhDanh", "nguoiYeuCau/soDinhDanh")
+    )
     return (root.findtext("treEm/hoTen") or "").strip()
+
+
+def _read_death_record(data: str, received_on: date) -> str:
+    """Check the ``<hoSoKhaiTu>`` XML as the register would; return the deceased's name.
+
+    A death is recorded against the person, so the identity number is required; and it
+    cannot be dated before the birth, nor after the day the dossier was received.
+    """
+    required = (
+        "nguoiChet/hoTen",
+        "nguoiChet/ngaySinh",
+        "nguoiChet/gioiTinh",
+        "nguoiChet/soDinhDanh",
+        "nguoiChet/noiCuTru/maTinh",
+        "nguoiChet/noiCuTru/maXa",
+        "khaiTu/ngayChet",
+        "khaiTu/noiChet",
+        "nguoiYeuCau/hoTen",
+        "nguoiYeuCau/quanHe",
+    )
+    root = _read_document(data, "hoSoKhaiTu", required)
+    if not _day(root, "nguoiChet/ngaySinh") <= _day(root, "khaiTu/ngayChet") <= received_on:
+        raise _Refusal("khaiTu/ngayChet phải sau ngày sinh và không sau ngày tiếp nhận")
+    _check_person(root, "nguoiChet/gioiTinh", ("nguoiChet/soDinhDanh", "nguoiYeuCau/soDinhDanh"))
+    return (root.findtext("nguoiChet/hoTen") or "").strip()
+
+
+# What the register reads in ``data`` for each module: the module's document, checked.
+_RECORD_READERS: Final = {_MODULE_BIRTH: _read_birth_record, _MODULE_DEATH: _read_death_record}
+
+
+def _read_record(fields: dict[str, str]) -> str:
+    """The ``data`` document of the request's module, checked; the registered person's name."""
+    received_on = datetime.strptime(fields["ngayTiepNhan"], "%Y%m%d%H%M%S").date()
+    return _RECORD_READERS[fields["module"]](fields["data"], received_on)
 
 
 def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
@@ -223,7 +287,7 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         """dangKyHoTich: register a dossier; a repeated maHoSo gets the first answer back."""
         try:
             fields = _read_register_request(call)
-            child = _read_birth_record(fields["data"])
+            full_name = _read_record(fields)
         except _Refusal as refusal:
             return soap_fault_response(call.version, refusal.message, sender=True)
         faults = sim.current_faults()
@@ -239,7 +303,7 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
             agency=fields["maDonVi"],
             module=fields["module"],
             received_at=fields["ngayTiepNhan"],
-            child=child,
+            full_name=full_name,
         )
         body = registration.answer()
         if existed:

@@ -1,4 +1,4 @@
-"""Residence connector: a newborn's permanent residence, in Public Security's residence software.
+"""Residence connector: permanent residence, registered or removed, in Public Security's software.
 
 The simulator's names are imported on first use, so loading the connector (the entry point
 ``lienthong_bus.connectors: residence``) does not import FastAPI, and
@@ -10,7 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from connectors.residence.connector import DEFAULT_MAPPING, REGISTER_PATH, ResidenceConnector
+from connectors.residence.connector import (
+    DEFAULT_MAPPING,
+    REGISTER_PATH,
+    REMOVAL_PATH,
+    REMOVE_PERMANENT_RESIDENCE,
+    ResidenceConnector,
+)
 
 if TYPE_CHECKING:
     from connectors.residence.simulator import SimulatorState, create_simulator_app
@@ -18,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAPPING",
     "REGISTER_PATH",
+    "REMOVAL_PATH",
+    "REMOVE_PERMANENT_RESIDENCE",
     "ResidenceConnector",
     "SimulatorState",
     "create_simulator_app",

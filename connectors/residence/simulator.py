@@ -1,8 +1,9 @@
 """A stand-in for Public Security's residence software, for tests and demos.
 
-It speaks the partner's protocol (``dangKyThuongTru``, ``traCuuHoSo``) the gateway way (every
-answer carries ``error_code``, 0 for success), registers each dossier at most once, and can be
-made slow, flaky or hostile through ``/_sim/``::
+It speaks the partner's protocol (``dangKyThuongTru`` for a newborn, ``xoaDangKyThuongTru`` for
+a deceased, ``traCuuHoSo``) the gateway way (every answer carries ``error_code``, 0 for
+success), acts on each dossier at most once, and can be made slow, flaky or hostile through
+``/_sim/``::
 
     python -m connectors.residence.simulator --host 127.0.0.1 --port 8102
     curl -X POST localhost:8102/_sim/faults -d '{"error_rate": 0.3}'
@@ -12,8 +13,9 @@ made slow, flaky or hostile through ``/_sim/``::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
@@ -36,17 +38,25 @@ from bus.testing import (
     simulator_app,
 )
 from bus.testing import GatewayCode as Code
+from connectors.residence.wire import LOOKUP_PATH, REGISTER_PATH, REMOVAL_PATH
 from contracts import VN_TZ
 
-__all__ = ["Registration", "SimulatorFaults", "SimulatorState", "create_simulator_app", "main"]
+__all__ = [
+    "Registration",
+    "Removal",
+    "SimulatorFaults",
+    "SimulatorState",
+    "create_simulator_app",
+    "main",
+]
 
 MAX_REQUEST_BYTES: Final = 2_000_000
 """Requests larger than this are refused with HTTP 413, before they are parsed."""
 
-REGISTER_PATH: Final = "/api/cutru/dangKyThuongTru"
-LOOKUP_PATH: Final = "/api/cutru/traCuuHoSo"
-
 _REGISTERED: Final = "DA_DANG_KY"
+_REMOVED: Final = "DA_XOA"
+# Law on Residence 2020, art. 24(1)(a): the residence of a person who has died is removed.
+_REASON_DEATH: Final = "CHET"
 _AGENCY_RE: Final = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
 _CCCD_RE: Final = re.compile(r"\d{12}", re.ASCII)
 _PROVINCE_RE: Final = re.compile(r"\d{2}", re.ASCII)
@@ -88,8 +98,36 @@ class Registration:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One deceased's permanent residence removed, as the residence database holds it."""
+
+    dossier_code: str
+    household_number: str
+    agency: str
+    full_name: str
+    death_extract_number: str
+    removed_at: datetime
+
+    def answer(self) -> dict[str, Any]:
+        """The body the partner answers for this removal."""
+        return {
+            "error_code": 0,
+            "message": "Thành công",
+            "maHoSo": self.dossier_code,
+            "ketQua": _REMOVED,
+            "soHoKhau": self.household_number,
+            "thoiGian": self.removed_at.strftime("%Y%m%d%H%M%S"),
+            "lyDo": f"Đã xóa đăng ký thường trú của công dân {self.full_name} (đã chết)",
+        }
+
+
+Act = Registration | Removal
+"""What the residence software did for one dossier."""
+
+
 @dataclass(kw_only=True)
-class SimulatorState(RegisterState[SimulatorFaults, Registration]):
+class SimulatorState(RegisterState[SimulatorFaults, Act]):
     """The simulator's in-memory register and counters; safe to share between threads."""
 
     faults: SimulatorFaults = field(default_factory=SimulatorFaults)
@@ -102,16 +140,14 @@ class SimulatorState(RegisterState[SimulatorFaults, Registration]):
 
     def register(
         self, *, dossier_code: str, agency: str, province: str, child: str, head: str
-    ) -> tuple[Registration, bool]:
-        """Register the dossier once; return its registration and whether it already existed."""
+    ) -> tuple[Act, bool]:
+        """Register the dossier once; return what was done for it and whether it existed."""
 
         def make() -> Registration:
             registered_at = self.clock().astimezone(VN_TZ)
-            number = self.next_number((province, registered_at.year))
             return Registration(
                 dossier_code=dossier_code,
-                # 14 digits: province, year, sequence (the shape of the register's numbers).
-                household_number=f"{province}{registered_at:%y}{number:010d}",
+                household_number=self._household_number(province, registered_at),
                 agency=agency,
                 child_full_name=child,
                 household_head=head,
@@ -120,18 +156,36 @@ class SimulatorState(RegisterState[SimulatorFaults, Registration]):
 
         return self.apply_once(dossier_code, make)
 
+    def remove(
+        self, *, dossier_code: str, agency: str, province: str, deceased: str, extract: str
+    ) -> tuple[Act, bool]:
+        """Remove the deceased's residence once; return what was done and whether it existed."""
 
-def _read_registration(raw: bytes) -> dict[str, str]:
-    """Check a ``dangKyThuongTru`` body as the residence software would; return what it keeps."""
-    payload = read_json_object(raw)
+        def make() -> Removal:
+            removed_at = self.clock().astimezone(VN_TZ)
+            return Removal(
+                dossier_code=dossier_code,
+                # The household the deceased belonged to; invented, in the register's shape.
+                household_number=self._household_number(province, removed_at),
+                agency=agency,
+                full_name=deceased,
+                death_extract_number=extract,
+                removed_at=removed_at,
+            )
+
+        return self.apply_once(dossier_code, make)
+
+    def _household_number(self, province: str, moment: datetime) -> str:
+        """14 digits: province, year, sequence (the shape of the register's numbers)."""
+        return f"{province}{moment:%y}{self.next_number((province, moment.year)):010d}"
+
+
+def _read_common(payload: dict[str, Any], procedure: str, procedure_name: str) -> dict[str, str]:
+    """What every call carries, checked: dossier, receiving agency, residence, procedure kind."""
     code = required_text(payload, "maHoSo")
     agency = required_text(payload, "maDonViTiepNhan")
-    child = required_text(payload, "congDan.hoTen")
-    head = required_text(payload, "chuHo.hoTen")
     province = required_text(payload, "noiThuongTru.maTinh")
     commune = required_text(payload, "noiThuongTru.maXa")
-    for path in ("nguoiDangKy.hoTen", "congDan.soGiayKhaiSinh", "congDan.noiSinh"):
-        required_text(payload, path)
     if len(code) > 100:
         raise GatewayRefusal(Code.DATA_TYPE_INVALID, "Mã hồ sơ quá dài")
     if _AGENCY_RE.fullmatch(agency) is None:
@@ -142,30 +196,68 @@ def _read_registration(raw: bytes) -> dict[str, str]:
         raise GatewayRefusal(Code.PROVINCE_ID_INCORRECT, f"Mã tỉnh không hợp lệ: {province}")
     if _COMMUNE_RE.fullmatch(commune) is None:
         raise GatewayRefusal(Code.DATA_TYPE_INVALID, "noiThuongTru.maXa phải gồm 5 chữ số")
-    if optional_text(payload, "loaiThuTuc") != "DKTT":
-        raise GatewayRefusal(Code.DATA_INCORRECT, "loaiThuTuc phải là DKTT (đăng ký thường trú)")
-    for path, shape, text in (
-        ("congDan.ngaySinh", "%d/%m/%Y", "dd/MM/yyyy"),
-        ("ngayTiepNhan", "%Y%m%d%H%M%S", "yyyyMMddHHmmss"),
-    ):
-        try:
-            datetime.strptime(required_text(payload, path), shape)
-        except ValueError as exc:
-            raise GatewayRefusal(Code.DATA_TYPE_INVALID, f"{path} phải có dạng {text}") from exc
+    if optional_text(payload, "loaiThuTuc") != procedure:
+        raise GatewayRefusal(
+            Code.DATA_INCORRECT, f"loaiThuTuc phải là {procedure} ({procedure_name})"
+        )
+    _check_day(payload, "ngayTiepNhan", "%Y%m%d%H%M%S", "yyyyMMddHHmmss")
+    return {"dossier_code": code, "agency": agency, "province": province}
+
+
+def _check_day(payload: dict[str, Any], path: str, shape: str, text: str) -> date:
+    """The date at ``path``, refused with 302 DATA_TYPE_INVALID unless it has ``shape``."""
+    try:
+        return datetime.strptime(required_text(payload, path), shape).date()
+    except ValueError as exc:
+        raise GatewayRefusal(Code.DATA_TYPE_INVALID, f"{path} phải có dạng {text}") from exc
+
+
+def _check_person(payload: dict[str, Any], identity_paths: tuple[str, ...]) -> None:
+    """The citizen's gender code and every identity number given, as the register stores them."""
     gender = payload["congDan"].get("gioiTinh")
     if isinstance(gender, bool) or gender not in (1, 2):
         raise GatewayRefusal(Code.DATA_TYPE_INVALID, "congDan.gioiTinh phải là 1 (nam) hoặc 2 (nữ)")
-    for path in ("nguoiDangKy.soDinhDanh", "chuHo.soDinhDanh"):
+    for path in identity_paths:
         number = optional_text(payload, path)
         if number is not None and _CCCD_RE.fullmatch(number) is None:
             raise GatewayRefusal(Code.DATA_TYPE_INVALID, f"{path} phải gồm 12 chữ số")
-    return {
-        "dossier_code": code,
-        "agency": agency,
-        "province": province,
-        "child": child,
-        "head": head,
-    }
+
+
+def _read_registration(raw: bytes) -> dict[str, str]:
+    """Check a ``dangKyThuongTru`` body as the residence software would; return what it keeps."""
+    payload = read_json_object(raw)
+    child = required_text(payload, "congDan.hoTen")
+    head = required_text(payload, "chuHo.hoTen")
+    for path in ("nguoiDangKy.hoTen", "congDan.soGiayKhaiSinh", "congDan.noiSinh"):
+        required_text(payload, path)
+    common = _read_common(payload, "DKTT", "đăng ký thường trú")
+    _check_day(payload, "congDan.ngaySinh", "%d/%m/%Y", "dd/MM/yyyy")
+    _check_person(payload, ("nguoiDangKy.soDinhDanh", "chuHo.soDinhDanh"))
+    return {**common, "child": child, "head": head}
+
+
+def _read_removal(raw: bytes) -> dict[str, str]:
+    """Check a ``xoaDangKyThuongTru`` body as the residence software would; return what it keeps.
+
+    The deceased is found by the identity number, so it is required; the removal needs the
+    death extract, and a death after the day the dossier was received is refused.
+    """
+    payload = read_json_object(raw)
+    deceased = required_text(payload, "congDan.hoTen")
+    required_text(payload, "congDan.soDinhDanh")
+    extract = required_text(payload, "khaiTu.soTrichLuc")
+    for path in ("nguoiDeNghi.hoTen", "nguoiDeNghi.quanHe"):
+        required_text(payload, path)
+    common = _read_common(payload, "XDKTT", "xóa đăng ký thường trú")
+    if optional_text(payload, "lyDoXoa") != _REASON_DEATH:
+        raise GatewayRefusal(Code.DATA_INCORRECT, "lyDoXoa phải là CHET (người đã chết)")
+    born = _check_day(payload, "congDan.ngaySinh", "%d/%m/%Y", "dd/MM/yyyy")
+    died = _check_day(payload, "khaiTu.ngayChet", "%d/%m/%Y", "dd/MM/yyyy")
+    received = _check_day(payload, "ngayTiepNhan", "%Y%m%d%H%M%S", "yyyyMMddHHmmss")
+    if not born <= died <= received:
+        raise GatewayRefusal(Code.DATA_INCORRECT, "Ngày chết không hợp lệ")
+    _check_person(payload, ("congDan.soDinhDanh", "nguoiDeNghi.soDinhDanh"))
+    return {**common, "deceased": deceased, "extract": extract}
 
 
 def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
@@ -177,9 +269,13 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         description="A stand-in for Public Security's residence software.",
     )
 
-    @app.post(REGISTER_PATH, tags=["cư trú"])
-    async def register(request: Request) -> Response:
-        """dangKyThuongTru: register a newborn; a repeated maHoSo gets the first answer back."""
+    async def act_once(
+        request: Request,
+        read: Callable[[bytes], dict[str, str]],
+        act: Callable[..., tuple[Act, bool]],
+        kind: type[Act],
+    ) -> Response:
+        """One call that acts on a dossier: read and check it, then act once (or answer again)."""
         sim.record_request(request)
         raw = await read_capped_body(request, MAX_REQUEST_BYTES)
         if raw is None:
@@ -188,27 +284,40 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         if sick is not None:
             return sick
         try:
-            fields = _read_registration(raw)
+            fields = read(raw)
         except GatewayRefusal as refusal:
             return refusal.response()
         refused = dossier_fault_answer(sim.current_faults(), fields["dossier_code"])
         if refused is not None:
             return refused
-        registration, existed = sim.register(**fields)
-        return applied_answer(registration.answer(), existed)
+        record, existed = act(**fields)
+        if not isinstance(record, kind):
+            # One dossier, one procedure: its code already named a registration, or a removal.
+            return gateway_error(Code.DATA_INCORRECT, "Mã hồ sơ đã được dùng cho thủ tục khác")
+        return applied_answer(record.answer(), existed)
+
+    @app.post(REGISTER_PATH, tags=["cư trú"])
+    async def register(request: Request) -> Response:
+        """dangKyThuongTru: register a newborn; a repeated maHoSo gets the first answer back."""
+        return await act_once(request, _read_registration, sim.register, Registration)
+
+    @app.post(REMOVAL_PATH, tags=["cư trú"])
+    async def remove(request: Request) -> Response:
+        """xoaDangKyThuongTru: remove a deceased's residence; a repeat gets the first answer."""
+        return await act_once(request, _read_removal, sim.remove, Removal)
 
     @app.get(LOOKUP_PATH, tags=["cư trú"])
     async def lookup(request: Request, maHoSo: str | None = None) -> Response:
-        """traCuuHoSo: the registration of one dossier, error_code 201 when unknown."""
+        """traCuuHoSo: what was done for one dossier, error_code 201 when unknown."""
         sick = await sick_answer(request, sim, _SICK)
         if sick is not None:
             return sick
         if not maHoSo:
             return gateway_error(Code.RECORD_UNCOMPLETE, "Thiếu tham số maHoSo")
-        registration = sim.lookup(maHoSo)
-        if registration is None:
+        record = sim.lookup(maHoSo)
+        if record is None:
             return gateway_error(Code.RECORD_NOT_FOUND, "Không tìm thấy hồ sơ")
-        return JSONResponse(registration.answer())
+        return JSONResponse(record.answer())
 
     return app
 

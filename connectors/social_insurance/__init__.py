@@ -1,4 +1,4 @@
-"""Social-insurance connector: a newborn's health-insurance card from Social Security.
+"""Social-insurance connector: a newborn's card, or a funeral allowance, from Social Security.
 
 The simulator's names are imported on first use, so loading the connector (the entry point
 ``lienthong_bus.connectors: social_insurance``) does not import FastAPI, and
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from connectors.social_insurance.connector import (
     CARD_REQUEST_PATH,
     DEFAULT_MAPPING,
+    FUNERAL_ALLOWANCE,
+    FUNERAL_ALLOWANCE_PATH,
     SocialInsuranceConnector,
 )
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CARD_REQUEST_PATH",
     "DEFAULT_MAPPING",
+    "FUNERAL_ALLOWANCE",
+    "FUNERAL_ALLOWANCE_PATH",
     "SimulatorState",
     "SocialInsuranceConnector",
     "create_simulator_app",

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CARD_REQUEST_PATH", "DEMO_PASSWORD", "LOGIN_PATH", "LOOKUP_PATH", "PASSWORD_ENV"]
+__all__ = [
+    "CARD_REQUEST_PATH",
+    "DEMO_PASSWORD",
+    "FUNERAL_ALLOWANCE",
+    "FUNERAL_ALLOWANCE_PATH",
+    "LOGIN_PATH",
+    "LOOKUP_PATH",
+    "PASSWORD_ENV",
+]
 
 LOGIN_PATH: Final = "/api/auth/login"
 """``{username, password}`` with the ``dstcode`` header; answers ``{error_code: 0, session}``."""
@@ -16,8 +24,14 @@ LOGIN_PATH: Final = "/api/auth/login"
 CARD_REQUEST_PATH: Final = "/api/bhyt/capTheTreEm"
 """``capTheTreEm``: a child's health-insurance card, once per dossier code (``maHoSo``)."""
 
+FUNERAL_ALLOWANCE_PATH: Final = "/api/bhxh/giaiQuyetTroCapMaiTang"
+"""``giaiQuyetTroCapMaiTang``: settle a deceased's funeral allowance, once per dossier code."""
+
 LOOKUP_PATH: Final = "/api/bhyt/traCuuHoSo"
-"""``traCuuHoSo``: the card issued for one dossier."""
+"""``traCuuHoSo``: what was decided for one dossier (a card, or a funeral allowance)."""
+
+FUNERAL_ALLOWANCE: Final = "funeral_allowance"
+"""The linkage operation (death bundle, step 3) that :data:`FUNERAL_ALLOWANCE_PATH` serves."""
 
 PASSWORD_ENV: Final = "BUS_SOCIAL_INSURANCE_PASSWORD"
 """The environment variable both the connector and the simulator read the password from."""

@@ -21,7 +21,7 @@ from bus.store.deliveries import DeliveryRecord, StatusTransition, commit_delive
 from bus.store.ingest import IngestConflict, IngestReceipt, write_ingest_batch
 from bus.store.migrate import upgrade_async
 from bus.store.schema import dossiers, hops, metadata, outbox, outbox_batches
-from contracts import DossierStatus, sample_birth_dossier
+from contracts import DossierStatus, StatusChange, sample_birth_dossier
 
 
 @pytest.fixture
@@ -262,10 +262,13 @@ def _delivery(
         },
         new_status=status,
         partner_reference="KS/2024/000001",
+        agency="000.00.00.G12",
     )
 
 
-def _status_row(record: DeliveryRecord, transition: StatusTransition) -> dict[str, Any]:
+def _status_row(
+    record: DeliveryRecord, change: StatusChange, transition: StatusTransition
+) -> dict[str, Any]:
     return {
         "event_id": f"status-{record.message_id}-{transition.sequence}",
         "dossier_code": transition.dossier_code,

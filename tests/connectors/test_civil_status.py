@@ -19,7 +19,7 @@ from lxml import etree
 from zeep.exceptions import Fault, TransportError
 
 from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt
-from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
+from bus.errors import InvalidMessage, MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import MappingCatalog, SpecError
 from bus.soap import XROAD_NAMESPACE, SoapClient
 from bus.testing import (
@@ -34,6 +34,7 @@ from bus.testing import (
 )
 from bus.xmlsafe import UnsafeXml, parse_xml
 from connectors.civil_status import (
+    DEATH_REGISTRATION,
     DEFAULT_MAPPING,
     CivilStatusConnector,
     SimulatorState,
@@ -49,8 +50,10 @@ from contracts import (
     EventEnvelope,
     StatusChange,
     sample_birth_dossier,
+    sample_death_dossier,
 )
 from tests.connectors.helpers import set_faults, stats
+from tests.connectors.linkage_steps import BUNDLES, step_delivery
 
 PORTS = {"1.1": "HoTichSoap", "1.2": "HoTichSoap12"}
 ANSWER_FIELDS = ("trangThai", "maHoSo", "soDangKy", "ngayDangKy", "moTa", "daTonTai")
@@ -208,7 +211,13 @@ def test_public_names_resolve() -> None:
     import connectors.civil_status as package
 
     assert sorted(package.__all__) == sorted(
-        ["DEFAULT_MAPPING", "CivilStatusConnector", "SimulatorState", "create_simulator_app"]
+        [
+            "DEATH_REGISTRATION",
+            "DEFAULT_MAPPING",
+            "CivilStatusConnector",
+            "SimulatorState",
+            "create_simulator_app",
+        ]
     )
     for name in package.__all__:
         assert getattr(package, name) is not None
@@ -388,7 +397,7 @@ async def test_simulator_registers_the_child_it_was_sent(
     await connector.deliver(make_delivery(dossier))
     registration = state.lookup(dossier.code)
     assert registration is not None
-    assert registration.child_full_name == "Nguyễn Thị Bình"
+    assert registration.full_name == "Nguyễn Thị Bình"
     assert registration.agency == dossier.receiving_agency
 
 
@@ -824,3 +833,260 @@ def test_simulator_runs_as_a_module() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+# --- the death bundle: death registration (khai tử, module KT) -------------------------------
+
+
+def death_registration(dossier: Dossier | None = None, *, attempt: int = 1) -> Delivery:
+    """The death bundle's first step for ``dossier`` (default: the sample death dossier)."""
+    return step_delivery(dossier or sample_death_dossier(), "death_registration", attempt=attempt)
+
+
+def test_operations_cover_the_bundles() -> None:
+    """Every step the shipped bundles give civil status names its default or a listed one."""
+    assert CivilStatusConnector.operations == frozenset({DEATH_REGISTRATION})
+    asked = {
+        step.operation
+        for bundle in BUNDLES.values()
+        for step in bundle.steps
+        if step.connector == "civil_status"
+    }
+    assert asked == {None, DEATH_REGISTRATION}
+
+
+async def test_birth_step_keeps_the_birth_registration(connector: CivilStatusConnector) -> None:
+    """The birth bundle's step, which names no operation, registers a birth as before."""
+    delivery = step_delivery(sample_birth_dossier(), "birth_registration", bundle=BUNDLES["birth"])
+    receipt = await connector.deliver(delivery)
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/birth-registration.out"
+    assert receipt.partner_reference is not None and receipt.partner_reference.startswith("KS/")
+
+
+async def test_death_is_registered(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient, state: SimulatorState
+) -> None:
+    """death_registration: PROCESSED, the death extract number (soDangKy, KT/…) as reference."""
+    dossier = sample_death_dossier()
+    receipt = await connector.deliver(death_registration(dossier))
+
+    assert receipt.status is DossierStatus.PROCESSED
+    year = datetime.now(VN_TZ).year
+    assert receipt.partner_reference == f"KT/{year}/000001"
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/death-registration.out"
+    assert receipt.note == "Đã đăng ký khai tử"
+    assert receipt.extra == {"partner_status": "4"}
+    assert await stats(sim) == {
+        "applied": 1,
+        "duplicates": 0,
+        "requests": 1,
+        "applied_codes": [dossier.code],
+    }
+    registration = state.lookup(dossier.code)
+    assert registration is not None
+    assert (registration.module, registration.full_name) == ("KT", "Trần Văn Đức")
+
+
+async def test_births_and_deaths_are_numbered_in_their_own_books(
+    connector: CivilStatusConnector,
+) -> None:
+    """The first death of the year is KT/…/000001 even after births were registered."""
+    births = [sample_birth_dossier(sequence=n) for n in (1, 2)]
+    for dossier in births:
+        await connector.deliver(make_delivery(dossier))
+    receipt = await connector.deliver(death_registration(sample_death_dossier(sequence=3)))
+    assert receipt.partner_reference is not None
+    assert receipt.partner_reference.startswith("KT/")
+    assert receipt.partner_reference.endswith("/000001")
+
+
+async def test_death_envelope_carries_module_kt_and_the_death_document(
+    config: ConnectorConfig,
+) -> None:
+    """dangKyHoTich with module KT and, in data, the <hoSoKhaiTu> document of the form."""
+    dossier = sample_death_dossier()
+    seen: list[SoapRequest] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(sent_call(request))
+        body = {"trangThai": 4, "soDangKy": "KT/2024/000009"}
+        return httpx.Response(200, content=answer_envelope(body, seen[0].version))
+
+    connector = mocked_connector(config, answer)
+    try:
+        receipt = await connector.deliver(death_registration(dossier))
+    finally:
+        await connector.aclose()
+    (call,) = seen
+    assert call.name == "dangKyHoTich"
+    assert (call.field("module"), call.field("maHoSo")) == ("KT", dossier.code)
+    root = parse_xml((call.field("data") or "").encode("utf-8"))
+    assert root.tag == "hoSoKhaiTu"
+    assert root.findtext("nguoiChet/soDinhDanh") == dossier.form["deceased_identity_number"]
+    assert root.findtext("nguoiChet/noiCuTru/maXa") == "00001"
+    assert root.findtext("khaiTu/ngayChet") == "12/03/2024"
+    assert root.findtext("nguoiYeuCau/quanHe") == "Con"
+    assert receipt.partner_reference == "KT/2024/000009"
+
+
+async def test_same_death_twice_is_registered_once(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """Delivering the same death step twice registers once and answers the same number."""
+    first = await connector.deliver(death_registration())
+    second = await connector.deliver(death_registration(attempt=2))
+    assert second.partner_reference == first.partner_reference
+    assert second.extra["already_registered"] == "true"
+    counters = await stats(sim)
+    assert (counters["applied"], counters["duplicates"], counters["requests"]) == (1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("switches", "error", "fault_codes"),
+    [
+        pytest.param(
+            {"error_rate": 1.0}, PartnerUnavailable, {"SOAP_Server", "SOAP_Receiver"}, id="busy"
+        ),
+        pytest.param({"malformed": True}, PartnerUnavailable, {"MALFORMED_REPLY"}, id="malformed"),
+        pytest.param(
+            {"hang": True, "hang_seconds": 5}, PartnerUnavailable, {"PARTNER_TIMEOUT"}, id="hang"
+        ),
+        pytest.param({"reject_all": True}, PartnerRejected, {"TRANG_THAI_0"}, id="refusal"),
+        pytest.param(
+            {"client_fault": True}, PartnerRejected, {"SOAP_Client", "SOAP_Sender"}, id="client"
+        ),
+    ],
+)
+async def test_death_registration_failures_are_classified(
+    config: ConnectorConfig,
+    sim: httpx.AsyncClient,
+    switches: dict[str, Any],
+    error: type[Exception],
+    fault_codes: set[str],
+) -> None:
+    """A busy, garbled, hanging or refusing register fails the step as its kind and registers
+    nothing; a well register takes the retry."""
+    connector = CivilStatusConnector(config.model_copy(update={"timeout_seconds": 1.0}))
+    try:
+        await set_faults(sim, **switches)
+        with pytest.raises(error) as caught:
+            await connector.deliver(death_registration())
+        assert getattr(caught.value, "fault_code", None) in fault_codes
+        assert (await stats(sim))["applied"] == 0
+
+        await set_faults(sim)
+        receipt = await connector.deliver(death_registration(attempt=2))
+    finally:
+        await connector.aclose()
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (await stats(sim))["applied"] == 1
+
+
+async def test_slow_register_still_registers_the_death(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """A register that answers after 150 ms, within the timeout, registers the death."""
+    await set_faults(sim, latency_ms=150)
+    receipt = await connector.deliver(death_registration())
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (receipt.answered_at - receipt.sent_at).total_seconds() >= 0.15
+
+
+async def test_failing_death_dossier_is_http_503(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """A death dossier in failing_dossiers gets HTTP 503 (transient) and is not registered."""
+    dossier = sample_death_dossier(sequence=9001)
+    await set_faults(sim, failing_dossiers=[dossier.code])
+    with pytest.raises(PartnerUnavailable) as caught:
+        await connector.deliver(death_registration(dossier))
+    assert caught.value.fault_code == "HTTP_503"
+    assert (await stats(sim))["applied"] == 0
+
+
+async def test_death_form_without_identity_fails_before_any_call(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """A death form without the deceased's identity number is FORM_INVALID; nothing is sent."""
+    dossier = sample_death_dossier()
+    form = {k: v for k, v in dossier.form.items() if k != "deceased_identity_number"}
+    dossier = dossier.model_copy(update={"form": form})
+    with pytest.raises(MappingError) as caught:
+        await connector.deliver(death_registration(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.error_class == "permanent"
+    assert caught.value.mapping == f"{DEFAULT_MAPPING}/death-registration.out"
+    assert caught.value.source_path == "form.deceased_identity_number"
+    assert caught.value.target_field == "data/nguoiChet.soDinhDanh"
+    assert (await stats(sim))["requests"] == 0
+
+
+async def test_death_form_error_masks_a_mistyped_identity_number(
+    connector: CivilStatusConnector,
+) -> None:
+    """An 11-digit identity number, refused by the XSD, appears only masked in the error."""
+    dossier = sample_death_dossier()
+    form = {**dossier.form, "deceased_identity_number": "00104800987"}
+    dossier = dossier.model_copy(update={"form": form})
+    with pytest.raises(MappingError) as caught:
+        await connector.deliver(death_registration(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert "00104800987" not in str(caught.value)
+    assert "********987" in str(caught.value)
+
+
+async def test_unknown_operation_is_permanent(
+    connector: CivilStatusConnector, sim: httpx.AsyncClient
+) -> None:
+    """An operation civil status does not have is InvalidMessage naming its own; nothing sent."""
+    delivery = step_delivery(sample_death_dossier(), "death_registration", operation="marriage")
+    with pytest.raises(InvalidMessage, match=DEATH_REGISTRATION) as caught:
+        await connector.deliver(delivery)
+    assert caught.value.fault_code == "UNSUPPORTED_OPERATION"
+    assert caught.value.error_class == "permanent"
+    assert (await stats(sim))["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"khaiTu/ngayChet": "16/03/2024"}, "không sau ngày tiếp nhận"),
+        ({"khaiTu/ngayChet": "2024-03-12"}, "dd/MM/yyyy"),
+        ({"nguoiChet/soDinhDanh": ""}, "Thiếu thông tin bắt buộc: nguoiChet/soDinhDanh"),
+    ],
+)
+async def test_simulator_checks_the_death_document(
+    sim: httpx.AsyncClient, catalog: MappingCatalog, change: dict[str, str], reason: str
+) -> None:
+    """A death after the receipt, a foreign date or no identity number: a soap:Client fault."""
+    mapping = catalog.get(f"{DEFAULT_MAPPING}/death-registration.out")
+    fields = mapping.apply(sample_death_dossier().model_dump(mode="json"))
+    document = etree.fromstring(fields["data"].encode("utf-8"))
+    for path, text in change.items():
+        element = document.find(path)
+        assert element is not None
+        element.text = text
+    fields["data"] = escaped(etree.tostring(document, encoding="unicode"))
+    response = await sim.post(
+        SOAP_PATH, content=soap_request(fields), headers={"Content-Type": "text/xml"}
+    )
+    assert response.status_code == 500
+    assert "soap:Client" in response.text
+    assert reason in response.text
+    assert (await stats(sim))["applied"] == 0
+
+
+async def test_module_and_document_must_agree(
+    sim: httpx.AsyncClient, catalog: MappingCatalog
+) -> None:
+    """Module KT with a birth document, or an unknown module, is refused with a Client fault."""
+    mapping = catalog.get(f"{DEFAULT_MAPPING}/birth-registration.out")
+    birth = escaped(mapping.apply(sample_birth_dossier().model_dump(mode="json"))["data"])
+    for module, reason in (("KT", "Phần tử gốc phải là hoSoKhaiTu"), ("KH", "Module KH")):
+        fields = {**register_fields(birth), "module": module}
+        response = await sim.post(
+            SOAP_PATH, content=soap_request(fields), headers={"Content-Type": "text/xml"}
+        )
+        assert response.status_code == 500
+        assert reason in response.text
+    assert (await stats(sim))["applied"] == 0

@@ -13,17 +13,20 @@ import httpx
 import pytest
 
 from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt, NoAuth
-from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
+from bus.errors import InvalidMessage, MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import MappingCatalog
 from bus.rest import RestClient
 from bus.testing import serve_app
 from connectors.residence import (
     DEFAULT_MAPPING,
     REGISTER_PATH,
+    REMOVAL_PATH,
+    REMOVE_PERMANENT_RESIDENCE,
     ResidenceConnector,
     SimulatorState,
     create_simulator_app,
 )
+from connectors.residence.simulator import Registration, Removal
 from contracts import (
     DOSSIER_DATASCHEMA,
     EVENT_DOSSIER_SUBMITTED,
@@ -33,6 +36,7 @@ from contracts import (
     sample_birth_dossier,
 )
 from tests.connectors.helpers import set_faults, stats
+from tests.connectors.linkage_steps import BUNDLES, DEATH_CERTIFICATE, death_dossier, step_delivery
 
 BIRTH_CERTIFICATE = "KS/2024/000001"
 
@@ -502,3 +506,287 @@ async def test_fault_switches_are_validated(sim: httpx.AsyncClient) -> None:
     """An error_rate outside 0..1 or an unknown switch is refused with 422."""
     assert (await sim.post("/_sim/faults", json={"error_rate": 1.5})).status_code == 422
     assert (await sim.post("/_sim/faults", json={"explode": True})).status_code == 422
+
+
+# --- the death bundle: removal of the deceased's permanent residence ------------------------
+
+
+@pytest.fixture
+async def quick_connector(
+    config: ConnectorConfig, catalog: MappingCatalog
+) -> AsyncIterator[ResidenceConnector]:
+    """A connector that gives up after one second, for the hanging partner."""
+    instance = ResidenceConnector(
+        config.model_copy(update={"timeout_seconds": 1.0}), catalog=catalog
+    )
+    yield instance
+    await instance.aclose()
+
+
+def removal(dossier: Dossier | None = None, *, attempt: int = 1) -> Delivery:
+    """The death bundle's residence step for ``dossier`` (default: the sample death dossier)."""
+    return step_delivery(dossier or death_dossier(), "residence_removal", attempt=attempt)
+
+
+def test_operations_cover_the_bundles() -> None:
+    """Every step the shipped bundles give residence names its default or a listed operation."""
+    assert ResidenceConnector.operations == frozenset({REMOVE_PERMANENT_RESIDENCE})
+    asked = {
+        step.operation
+        for bundle in BUNDLES.values()
+        for step in bundle.steps
+        if step.connector == "residence"
+    }
+    assert asked == {None, REMOVE_PERMANENT_RESIDENCE}
+
+
+async def test_birth_step_keeps_the_registration(
+    connector: ResidenceConnector, state: SimulatorState
+) -> None:
+    """The birth bundle's step, which names no operation, registers the newborn as before."""
+    dossier = birth_dossier()
+    delivery = step_delivery(dossier, "permanent_residence", bundle=BUNDLES["birth"])
+    assert delivery.operation is None
+
+    receipt = await connector.deliver(delivery)
+
+    assert receipt.status is DossierStatus.PROCESSED
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/registration.out"
+    assert receipt.extra["partner_status"] == "DA_DANG_KY"
+    assert isinstance(state.lookup(dossier.code), Registration)
+
+
+async def test_death_step_removes_the_permanent_residence(
+    connector: ResidenceConnector, sim: httpx.AsyncClient, state: SimulatorState
+) -> None:
+    """remove_permanent_residence: PROCESSED (DA_XOA), the household number as reference."""
+    dossier = death_dossier()
+    receipt = await connector.deliver(removal(dossier))
+
+    assert receipt.status is DossierStatus.PROCESSED
+    assert receipt.partner_reference is not None and len(receipt.partner_reference) == 14
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/removal.out"
+    assert receipt.note == "Đã xóa đăng ký thường trú của công dân Trần Văn Đức (đã chết)"
+    assert receipt.extra == {"partner_status": "DA_XOA"}
+    assert await stats(sim) == {
+        "applied": 1,
+        "duplicates": 0,
+        "requests": 1,
+        "applied_codes": [dossier.code],
+    }
+    record = state.lookup(dossier.code)
+    assert isinstance(record, Removal)
+    assert (record.full_name, record.death_extract_number) == ("Trần Văn Đức", DEATH_CERTIFICATE)
+    assert state.last_request is not None and state.last_request.path == REMOVAL_PATH
+    assert state.last_xroad["x-road-issue"] == dossier.code
+
+
+async def test_removal_request_carries_the_death_extract(config: ConnectorConfig) -> None:
+    """The removal body: the deceased, the passed death extract number, reason CHET."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, json={"error_code": 0, "ketQua": "DA_TIEP_NHAN", "thoiGian": "20240316090000"}
+        )
+
+    dossier = death_dossier()
+    connector = ResidenceConnector(config, transport=httpx.MockTransport(answer))
+    try:
+        receipt = await connector.deliver(
+            step_delivery(dossier, "residence_removal", message_id="msg-9")
+        )
+    finally:
+        await connector.aclose()
+    (request,) = seen
+    assert request.url.path == REMOVAL_PATH
+    assert request.headers["Idempotency-Key"] == "msg-9"
+    body = json.loads(request.content)
+    assert (body["maHoSo"], body["loaiThuTuc"], body["lyDoXoa"]) == (dossier.code, "XDKTT", "CHET")
+    assert body["khaiTu"] == {"soTrichLuc": DEATH_CERTIFICATE, "ngayChet": "12/03/2024"}
+    assert body["congDan"]["soDinhDanh"] == dossier.form["deceased_identity_number"]
+    assert body["nguoiDeNghi"]["quanHe"] == "Con"
+    assert receipt.status is DossierStatus.ACCEPTED
+
+
+async def test_same_removal_twice_is_applied_once(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """Delivering the same removal twice removes once and answers the same household number."""
+    first = await connector.deliver(removal())
+    second = await connector.deliver(removal(attempt=2))
+
+    assert second.partner_reference == first.partner_reference
+    assert second.extra["already_registered"] == "true"
+    counters = await stats(sim)
+    assert (counters["applied"], counters["duplicates"], counters["requests"]) == (1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("switches", "error", "fault_code"),
+    [
+        pytest.param({"error_rate": 1.0}, PartnerUnavailable, "HTTP_503", id="503"),
+        pytest.param({"malformed": True}, PartnerUnavailable, "MALFORMED_REPLY", id="malformed"),
+        pytest.param(
+            {"hang": True, "hang_seconds": 5}, PartnerUnavailable, "PARTNER_TIMEOUT", id="hang"
+        ),
+        pytest.param(
+            {"reject_all": True}, PartnerRejected, "GATEWAY_500_DATA_INCORRECT", id="refusal"
+        ),
+    ],
+)
+async def test_removal_failures_are_classified(
+    quick_connector: ResidenceConnector,
+    sim: httpx.AsyncClient,
+    switches: dict[str, Any],
+    error: type[Exception],
+    fault_code: str,
+) -> None:
+    """503, a malformed answer, a hang and a refusal fail the removal as their kind, and remove
+    nothing; a well partner takes the retry."""
+    await set_faults(sim, **switches)
+    with pytest.raises(error) as caught:
+        await quick_connector.deliver(removal())
+    assert getattr(caught.value, "fault_code", None) == fault_code
+    assert (await stats(sim))["applied"] == 0
+
+    await set_faults(sim)
+    receipt = await quick_connector.deliver(removal(attempt=2))
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (await stats(sim))["applied"] == 1
+
+
+async def test_slow_partner_still_removes(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A partner that answers after 150 ms, within the timeout, removes the residence."""
+    await set_faults(sim, latency_ms=150)
+    receipt = await connector.deliver(removal())
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (receipt.answered_at - receipt.sent_at).total_seconds() >= 0.15
+
+
+async def test_failing_removal_fails_alone(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A death dossier in failing_dossiers gets HTTP 503 while the next one is removed."""
+    poison, healthy = death_dossier(sequence=1), death_dossier(sequence=2)
+    await set_faults(sim, failing_dossiers=[poison.code])
+    with pytest.raises(PartnerUnavailable) as caught:
+        await connector.deliver(removal(poison))
+    assert caught.value.fault_code == "HTTP_503"
+    assert (await connector.deliver(removal(healthy))).status is DossierStatus.PROCESSED
+    assert (await stats(sim))["applied_codes"] == [healthy.code]
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", 125])
+async def test_missing_death_certificate_fails_before_any_call(
+    connector: ResidenceConnector, sim: httpx.AsyncClient, value: Any
+) -> None:
+    """Without a death_certificate_number string in the form: FORM_INVALID, permanent, no call."""
+    dossier = death_dossier(death_certificate_number=value)
+    with pytest.raises(MappingError, match="death_certificate_number") as caught:
+        await connector.deliver(removal(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.error_class == "permanent"
+    assert caught.value.mapping == f"{DEFAULT_MAPPING}/removal.out"
+    assert caught.value.source_path == "form.death_certificate_number"
+    assert caught.value.target_field == "khaiTu.soTrichLuc"
+    assert (await stats(sim))["requests"] == 0
+
+
+async def test_birth_certificate_does_not_stand_in_for_the_death_extract(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A form holding only a birth certificate number cannot remove a residence."""
+    dossier = death_dossier(death_certificate_number=None, birth_certificate_number="1/2024")
+    with pytest.raises(MappingError, match="death_certificate_number"):
+        await connector.deliver(removal(dossier))
+    assert (await stats(sim))["requests"] == 0
+
+
+async def test_unmappable_death_form_fails_before_any_call(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A death form without the deceased's identity number is FORM_INVALID naming the field."""
+    dossier = death_dossier(deceased_identity_number=None)
+    with pytest.raises(MappingError) as caught:
+        await connector.deliver(removal(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.source_path == "form.deceased_identity_number"
+    assert (await stats(sim))["requests"] == 0
+
+
+async def test_unknown_operation_is_permanent(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """An operation residence does not have is InvalidMessage naming the ones it has; no call."""
+    delivery = step_delivery(death_dossier(), "residence_removal", operation="temporary_stay")
+    with pytest.raises(InvalidMessage, match=REMOVE_PERMANENT_RESIDENCE) as caught:
+        await connector.deliver(delivery)
+    assert caught.value.fault_code == "UNSUPPORTED_OPERATION"
+    assert caught.value.error_class == "permanent"
+    assert "temporary_stay" in str(caught.value)
+    assert (await stats(sim))["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        ({"khaiTu": {"ngayChet": "12/03/2024"}}, "GATEWAY_200_RECORD_UNCOMPLETE"),
+        ({"lyDoXoa": "CHUYEN_DI"}, "GATEWAY_500_DATA_INCORRECT"),
+        ({"loaiThuTuc": "DKTT"}, "GATEWAY_500_DATA_INCORRECT"),
+        (
+            {"khaiTu": {"soTrichLuc": "1/2024", "ngayChet": "16/03/2024"}},
+            "GATEWAY_500_DATA_INCORRECT",
+        ),
+        (
+            {"khaiTu": {"soTrichLuc": "1/2024", "ngayChet": "2024-03-12"}},
+            "GATEWAY_302_DATA_TYPE_INVALID",
+        ),
+    ],
+)
+async def test_simulator_checks_a_removal(
+    config: ConnectorConfig, catalog: MappingCatalog, change: dict[str, Any], fault: str
+) -> None:
+    """No extract, another reason or procedure, a death after receipt, a foreign date: refused."""
+    mapping = catalog.get(f"{DEFAULT_MAPPING}/removal.out")
+    dossier = death_dossier()
+    body = mapping.apply(dossier.model_dump(mode="json"), {"death_certificate_number": "1/2024"})
+    client = RestClient(config)
+    try:
+        with pytest.raises(PartnerRejected) as caught:
+            await client.request("POST", REMOVAL_PATH, json={**body, **change}, issue=dossier.code)
+    finally:
+        await client.aclose()
+    assert caught.value.fault_code == fault
+
+
+async def test_one_dossier_code_names_one_procedure(
+    connector: ResidenceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A removal under the code of a registered newborn is refused: one dossier, one act."""
+    newborn, deceased = birth_dossier(), death_dossier()
+    assert newborn.code == deceased.code  # the samples share agency, day and sequence
+    await connector.deliver(make_delivery(newborn))
+    with pytest.raises(PartnerRejected, match="thủ tục khác") as caught:
+        await connector.deliver(removal(deceased))
+    assert caught.value.fault_code == "GATEWAY_500_DATA_INCORRECT"
+    assert (await stats(sim))["applied"] == 1
+
+
+async def test_lookup_answers_a_removal(
+    connector: ResidenceConnector, config: ConnectorConfig
+) -> None:
+    """traCuuHoSo answers a removed residence with DA_XOA and its household number."""
+    dossier = death_dossier()
+    receipt = await connector.deliver(removal(dossier))
+    client = RestClient(config)
+    try:
+        known = await client.request(
+            "GET", "/api/cutru/traCuuHoSo", params={"maHoSo": dossier.code}
+        )
+    finally:
+        await client.aclose()
+    assert (known.body["ketQua"], known.body["soHoKhau"]) == ("DA_XOA", receipt.partner_reference)

@@ -15,16 +15,29 @@ import httpx
 import pytest
 
 from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt, SessionAuth
-from bus.errors import MappingError, PartnerRejected, PartnerUnavailable, PermanentError
+from bus.errors import (
+    InvalidMessage,
+    MappingError,
+    PartnerRejected,
+    PartnerUnavailable,
+    PermanentError,
+)
 from bus.mapping import MappingCatalog
 from bus.rest import RestClient, SessionOptions
 from bus.testing import serve_app
 from connectors.social_insurance import (
     CARD_REQUEST_PATH,
     DEFAULT_MAPPING,
+    FUNERAL_ALLOWANCE,
+    FUNERAL_ALLOWANCE_PATH,
     SimulatorState,
     SocialInsuranceConnector,
     create_simulator_app,
+)
+from connectors.social_insurance.simulator import (
+    CardIssue,
+    FuneralAllowance,
+    funeral_allowance_amount,
 )
 from contracts import (
     DOSSIER_DATASCHEMA,
@@ -35,6 +48,7 @@ from contracts import (
     sample_birth_dossier,
 )
 from tests.connectors.helpers import set_faults, stats
+from tests.connectors.linkage_steps import BUNDLES, DEATH_CERTIFICATE, death_dossier, step_delivery
 
 PASSWORD = "bhxh-Secret-42"
 PASSWORD_ENV = "BUS_SOCIAL_INSURANCE_PASSWORD"
@@ -594,3 +608,300 @@ def test_card_validity_runs_to_the_day_before_the_sixth_birthday() -> None:
     assert not existed
     assert card.valid_from == date(2024, 2, 29)
     assert card.valid_until == date(2030, 2, 28)
+
+
+# --- the death bundle: the funeral allowance ------------------------------------------------
+
+
+@pytest.fixture
+async def quick_connector(
+    config: ConnectorConfig, catalog: MappingCatalog
+) -> AsyncIterator[SocialInsuranceConnector]:
+    """A connector that gives up after one second, for the hanging partner."""
+    instance = SocialInsuranceConnector(
+        config.model_copy(update={"timeout_seconds": 1.0}), catalog=catalog, environ=ENVIRON
+    )
+    yield instance
+    await instance.aclose()
+
+
+def allowance(dossier: Dossier | None = None, *, attempt: int = 1) -> Delivery:
+    """The death bundle's social-insurance step for ``dossier`` (default: the sample)."""
+    return step_delivery(dossier or death_dossier(), "funeral_allowance", attempt=attempt)
+
+
+def test_operations_cover_the_bundles() -> None:
+    """Every step the shipped bundles give social insurance names its default or a listed one."""
+    assert SocialInsuranceConnector.operations == frozenset({FUNERAL_ALLOWANCE})
+    asked = {
+        step.operation
+        for bundle in BUNDLES.values()
+        for step in bundle.steps
+        if step.connector == "social_insurance"
+    }
+    assert asked == {None, FUNERAL_ALLOWANCE}
+
+
+async def test_birth_step_keeps_the_card(
+    connector: SocialInsuranceConnector, state: SimulatorState
+) -> None:
+    """The birth bundle's step, which names no operation, still asks for the child's card."""
+    dossier = birth_dossier()
+    receipt = await connector.deliver(
+        step_delivery(dossier, "health_insurance_card", bundle=BUNDLES["birth"])
+    )
+    assert receipt.status is DossierStatus.PROCESSED
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/card-request.out"
+    assert isinstance(state.lookup(dossier.code), CardIssue)
+
+
+async def test_death_step_settles_the_funeral_allowance(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient, state: SimulatorState
+) -> None:
+    """funeral_allowance: PROCESSED, the decision number as reference, after one login."""
+    dossier = death_dossier()
+    receipt = await connector.deliver(allowance(dossier))
+
+    assert receipt.status is DossierStatus.PROCESSED
+    assert receipt.partner_reference == "1/QĐ-BHXH"
+    assert receipt.mapping_version == f"{DEFAULT_MAPPING}/funeral-allowance.out"
+    # Died in March 2024: 10 times the base salary of 1,800,000 đồng then in force.
+    assert receipt.note == "Hưởng trợ cấp mai táng cho Trần Văn Đức: 18.000.000 đồng"
+    assert receipt.extra == {"partner_status": "03"}
+    counters = await stats(sim)
+    assert (counters["applied"], counters["requests"], counters["logins"]) == (1, 1, 1)
+    decision = state.lookup(dossier.code)
+    assert isinstance(decision, FuneralAllowance)
+    assert decision.amount_vnd == 18_000_000
+    assert state.last_request is not None
+    assert state.last_request.path == FUNERAL_ALLOWANCE_PATH
+
+
+async def test_allowance_request_carries_the_death_extract(config: ConnectorConfig) -> None:
+    """The request: session, the deceased, the passed death extract number, the recipient."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == LOGIN:
+            return httpx.Response(200, json={"error_code": 0, "session": "s-5"})
+        return httpx.Response(
+            200, json={"error_code": 0, "trangThai": "01", "ngayXuLy": "20240316"}
+        )
+
+    dossier = death_dossier()
+    connector = SocialInsuranceConnector(
+        config, transport=httpx.MockTransport(answer), environ=ENVIRON
+    )
+    try:
+        receipt = await connector.deliver(
+            step_delivery(dossier, "funeral_allowance", message_id="msg-4")
+        )
+    finally:
+        await connector.aclose()
+    _login, call = seen
+    assert call.url.path == FUNERAL_ALLOWANCE_PATH
+    assert call.headers["Idempotency-Key"] == "msg-4"
+    body = json.loads(call.content)
+    assert body["session"] == "s-5"
+    assert body["soTrichLucKhaiTu"] == DEATH_CERTIFICATE
+    assert (body["soDinhDanh"], body["maSoBHXH"]) == ("001048009876", "0148003456")
+    assert (body["ngayChet"], body["ngayDeNghi"]) == ("20240312", "20240315")
+    assert body["nguoiHuong"] == {
+        "hoTen": "Trần Văn Hùng",
+        "soDinhDanh": "001075004321",
+        "quanHe": "Con",
+    }
+    assert receipt.status is DossierStatus.ACCEPTED
+
+
+async def test_uninsured_deceased_is_not_accepted(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """Without a social-insurance number the gateway refuses the allowance: NOT_ACCEPTED."""
+    dossier = death_dossier(deceased_social_insurance_number=None)
+    receipt = await connector.deliver(allowance(dossier))
+    assert receipt.status is DossierStatus.NOT_ACCEPTED
+    assert receipt.partner_reference is None
+    assert receipt.note is not None and "không tham gia bảo hiểm xã hội" in receipt.note
+    assert receipt.extra == {"partner_status": "05"}
+    assert (await stats(sim))["applied"] == 1
+
+
+async def test_same_allowance_twice_is_decided_once(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """Delivering the same step twice decides once and answers the same decision number."""
+    first = await connector.deliver(allowance())
+    second = await connector.deliver(allowance(attempt=2))
+    assert second.partner_reference == first.partner_reference
+    assert second.extra["already_registered"] == "true"
+    counters = await stats(sim)
+    assert (counters["applied"], counters["duplicates"], counters["logins"]) == (1, 1, 1)
+
+
+async def test_expired_session_is_renewed_for_the_allowance(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A session the gateway dropped between a card and an allowance is renewed, once."""
+    await connector.deliver(make_delivery(birth_dossier(sequence=1)))
+    assert (await sim.post("/_sim/expire-sessions")).json() == {"expired_sessions": 1}
+    receipt = await connector.deliver(allowance(death_dossier(sequence=2)))
+    assert receipt.extra["session_renewed"] == "true"
+    assert (await stats(sim))["logins"] == 2
+
+
+@pytest.mark.parametrize(
+    ("switches", "error", "fault_code"),
+    [
+        pytest.param({"error_rate": 1.0}, PartnerUnavailable, "HTTP_503", id="503"),
+        pytest.param({"malformed": True}, PartnerUnavailable, "MALFORMED_REPLY", id="malformed"),
+        pytest.param(
+            {"hang": True, "hang_seconds": 5}, PartnerUnavailable, "PARTNER_TIMEOUT", id="hang"
+        ),
+        pytest.param(
+            {"reject_all": True}, PartnerRejected, "GATEWAY_500_DATA_INCORRECT", id="refusal"
+        ),
+    ],
+)
+async def test_allowance_failures_are_classified(
+    quick_connector: SocialInsuranceConnector,
+    sim: httpx.AsyncClient,
+    switches: dict[str, Any],
+    error: type[Exception],
+    fault_code: str,
+) -> None:
+    """503, a malformed answer, a hang and a refusal fail the request as their kind, and decide
+    nothing; a well gateway takes the retry."""
+    await set_faults(sim, **switches)
+    with pytest.raises(error) as caught:
+        await quick_connector.deliver(allowance())
+    assert getattr(caught.value, "fault_code", None) == fault_code
+    assert (await stats(sim))["applied"] == 0
+
+    await set_faults(sim)
+    receipt = await quick_connector.deliver(allowance(attempt=2))
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (await stats(sim))["applied"] == 1
+
+
+async def test_slow_gateway_still_settles(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A gateway that answers after 150 ms, within the timeout, settles the allowance."""
+    await set_faults(sim, latency_ms=150)
+    receipt = await connector.deliver(allowance())
+    assert receipt.status is DossierStatus.PROCESSED
+    assert (receipt.answered_at - receipt.sent_at).total_seconds() >= 0.15
+
+
+@pytest.mark.parametrize("value", [None, "", ["KT/2024/000001"]])
+async def test_missing_death_certificate_fails_before_any_call(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient, value: Any
+) -> None:
+    """Without a death_certificate_number string: FORM_INVALID, permanent, no login, no call."""
+    dossier = death_dossier(death_certificate_number=value)
+    with pytest.raises(MappingError, match="death_certificate_number") as caught:
+        await connector.deliver(allowance(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.error_class == "permanent"
+    assert caught.value.mapping == f"{DEFAULT_MAPPING}/funeral-allowance.out"
+    assert caught.value.source_path == "form.death_certificate_number"
+    assert caught.value.target_field == "soTrichLucKhaiTu"
+    counters = await stats(sim)
+    assert (counters["requests"], counters["logins"]) == (0, 0)
+
+
+async def test_unmappable_death_form_fails_before_any_call(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """A date of death in a foreign format is FORM_INVALID naming the field."""
+    dossier = death_dossier(date_of_death="12/03/2024")
+    with pytest.raises(MappingError) as caught:
+        await connector.deliver(allowance(dossier))
+    assert caught.value.fault_code == "FORM_INVALID"
+    assert caught.value.source_path == "form.date_of_death"
+    assert (await stats(sim))["requests"] == 0
+
+
+async def test_unknown_operation_is_permanent(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """An operation social insurance does not have is InvalidMessage naming its own; no call."""
+    delivery = step_delivery(death_dossier(), "funeral_allowance", operation="survivor_pension")
+    with pytest.raises(InvalidMessage, match=FUNERAL_ALLOWANCE) as caught:
+        await connector.deliver(delivery)
+    assert caught.value.fault_code == "UNSUPPORTED_OPERATION"
+    assert caught.value.error_class == "permanent"
+    counters = await stats(sim)
+    assert (counters["requests"], counters["logins"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "fault"),
+    [
+        ({"soTrichLucKhaiTu": None}, "GATEWAY_200_RECORD_UNCOMPLETE"),
+        ({"maTinh": "1"}, "GATEWAY_108_PROVINCE_ID_INCORRECT"),
+        ({"maSoBHXH": "01480034"}, "GATEWAY_302_DATA_TYPE_INVALID"),
+        ({"ngayChet": "12/03/2024"}, "GATEWAY_302_DATA_TYPE_INVALID"),
+        ({"ngayChet": "20240316"}, "GATEWAY_500_DATA_INCORRECT"),
+    ],
+)
+async def test_simulator_checks_an_allowance_request(
+    config: ConnectorConfig, catalog: MappingCatalog, change: dict[str, Any], fault: str
+) -> None:
+    """No extract, a bad area, a short insurance number, a foreign or later death date: refused."""
+    mapping = catalog.get(f"{DEFAULT_MAPPING}/funeral-allowance.out")
+    dossier = death_dossier()
+    body = mapping.apply(dossier.model_dump(mode="json"), {"death_certificate_number": "1/2024"})
+    client = RestClient(config, session=SessionOptions(), environ=ENVIRON)
+    try:
+        with pytest.raises(PartnerRejected) as caught:
+            await client.request(
+                "POST", FUNERAL_ALLOWANCE_PATH, json={**body, **change}, issue=dossier.code
+            )
+    finally:
+        await client.aclose()
+    assert caught.value.fault_code == fault
+
+
+async def test_lookup_answers_an_allowance(
+    connector: SocialInsuranceConnector, config: ConnectorConfig
+) -> None:
+    """traCuuHoSo answers a settled allowance with its decision number and amount."""
+    dossier = death_dossier()
+    receipt = await connector.deliver(allowance(dossier))
+    client = RestClient(config, session=SessionOptions(), environ=ENVIRON)
+    try:
+        known = await client.request("POST", "/api/bhyt/traCuuHoSo", json={"maHoSo": dossier.code})
+    finally:
+        await client.aclose()
+    assert known.body["soQuyetDinh"] == receipt.partner_reference
+    assert known.body["soTien"] == 18_000_000
+
+
+@pytest.mark.parametrize(
+    ("died_on", "amount"),
+    [
+        (date(2019, 6, 30), 13_900_000),
+        (date(2023, 6, 30), 14_900_000),
+        (date(2023, 7, 1), 18_000_000),
+        (date(2024, 7, 1), 23_400_000),
+    ],
+)
+def test_funeral_allowance_is_ten_base_salaries(died_on: date, amount: int) -> None:
+    """The allowance is 10 times the base salary in force in the month of death."""
+    assert funeral_allowance_amount(died_on) == amount
+
+
+async def test_one_dossier_code_names_one_procedure(
+    connector: SocialInsuranceConnector, sim: httpx.AsyncClient
+) -> None:
+    """An allowance under the code of a child's card is refused: one dossier, one decision."""
+    newborn, deceased = birth_dossier(), death_dossier()
+    assert newborn.code == deceased.code  # the samples share agency, day and sequence
+    await connector.deliver(make_delivery(newborn))
+    with pytest.raises(PartnerRejected, match="thủ tục khác") as caught:
+        await connector.deliver(allowance(deceased))
+    assert caught.value.fault_code == "GATEWAY_500_DATA_INCORRECT"
+    assert (await stats(sim))["applied"] == 1

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from bus.routing import status_key, submitted_key
+from bus import events
+from bus.routing import alert_key, status_key, step_key, submitted_key
 from bus.topology import Names
-from contracts import DossierStatus, envelope
+from contracts import VN_TZ, DeadlineAlert, DossierStatus, envelope
 from contracts.export import SCHEMAS_DIR, render_schemas
 
 ASYNCAPI = SCHEMAS_DIR.parent / "asyncapi.yaml"
@@ -50,17 +52,25 @@ def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _event_type(document: dict[str, Any], message_ref: dict[str, Any]) -> str:
-    """The CloudEvent type a message's payload pins with ``const``."""
+def _pinned(document: dict[str, Any], message_ref: dict[str, Any]) -> dict[str, Any]:
+    """The properties a message's payload pins on top of the envelope (type, dataschema, data)."""
     message = _resolve(document, message_ref)
     payload = _resolve(document, message["payload"])
-    [pinned] = [
-        part["properties"]["type"]["const"]
-        for part in payload["allOf"]
-        if "type" in part.get("properties", {})
-    ]
-    assert isinstance(pinned, str)
+    [pinned] = [part["properties"] for part in payload["allOf"] if "properties" in part]
+    assert isinstance(pinned, dict)
     return pinned
+
+
+def _event_type(document: dict[str, Any], message_ref: dict[str, Any]) -> str:
+    """The CloudEvent type a message's payload pins with ``const``."""
+    event_type = _pinned(document, message_ref)["type"]["const"]
+    assert isinstance(event_type, str)
+    return event_type
+
+
+def _messages(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every message the document defines."""
+    return list(document["components"]["messages"].values())
 
 
 def test_it_is_an_asyncapi_2_6_document(document: dict[str, Any]) -> None:
@@ -90,9 +100,13 @@ def test_routing_key_channels_render_the_keys_the_bus_publishes(
 ) -> None:
     """Filling a channel's parameters gives exactly what bus/routing.py builds for its event."""
     agency, procedure = "000.00.10.H12", "1.001193.000.00.00.H38.02"
+    connector, step = "residence", "permanent_residence"
     expected = {
         "vn.lienthong.dossier.submitted": submitted_key(agency, procedure),
         "vn.lienthong.dossier.status_changed": status_key(status, agency),
+        "vn.lienthong.dossier.step_requested": step_key(connector, step),
+        "vn.lienthong.dossier.at_risk": alert_key("at_risk", agency),
+        "vn.lienthong.dossier.overdue": alert_key("overdue", agency),
     }
     assert set(expected) == EVENT_TYPES, "a new event type needs its routing key checked here"
     rendered = {}
@@ -102,19 +116,59 @@ def test_routing_key_channels_render_the_keys_the_bus_publishes(
         parameters = set(re.findall(r"\{(\w+)\}", name))
         assert parameters == set(channel["parameters"]), name
         event_type = _event_type(document, channel["subscribe"]["message"])
-        rendered[event_type] = name.format(agency=agency, procedure=procedure, status=int(status))
+        rendered[event_type] = name.format(
+            agency=agency, procedure=procedure, status=int(status), connector=connector, step=step
+        )
         assert channel["bindings"]["amqp"]["exchange"]["name"] == Names("bus").events
     assert rendered == expected
 
 
 def test_channel_parameters_match_the_contracts(document: dict[str, Any]) -> None:
-    """Agency and procedure patterns are the exported schemas' own; statuses are DossierStatus."""
+    """Code and id patterns are the exported schemas' own; statuses are DossierStatus's."""
     parameters = document["components"]["parameters"]
     dossier = yaml.safe_load((SCHEMAS_DIR / "dossier-1.0.json").read_text(encoding="utf-8"))
     fields = dossier["properties"]
     assert parameters["agency"]["schema"]["pattern"] == fields["receiving_agency"]["pattern"]
     assert parameters["procedure"]["schema"]["pattern"] == fields["procedure_code"]["pattern"]
     assert parameters["status"]["schema"]["enum"] == [int(s) for s in DossierStatus]
+    order = yaml.safe_load((SCHEMAS_DIR / "step-order-1.0.json").read_text(encoding="utf-8"))
+    for name in ("connector", "step"):
+        assert parameters[name]["schema"]["pattern"] == order["properties"][name]["pattern"]
+
+
+def test_each_message_pins_the_dataschema_of_the_data_it_references(
+    document: dict[str, Any],
+) -> None:
+    """A payload's ``dataschema`` const is the ``$id`` of the exported schema its ``data`` is."""
+    for message in _messages(document):
+        pinned = _pinned(document, message)
+        data_file = SCHEMAS_DIR / Path(pinned["data"]["$ref"]).name
+        exported = yaml.safe_load(data_file.read_text(encoding="utf-8"))
+        assert pinned["dataschema"]["const"] == exported["$id"], message["name"]
+
+
+def test_alert_events_the_bus_builds_carry_the_documented_type_and_dataschema(
+    document: dict[str, Any],
+) -> None:
+    """bus/events.py writes each kind of alert with the type and dataschema documented for it."""
+    documented = {
+        pinned["type"]["const"]: pinned["dataschema"]["const"]
+        for pinned in (_pinned(document, message) for message in _messages(document))
+    }
+    for kind in ("at_risk", "overdue"):
+        alert = DeadlineAlert(
+            dossier_code="000.00.10.H12-240315-0001",
+            kind=kind,
+            scope="dossier",
+            status=DossierStatus.PROCESSING,
+            due_on=date(2024, 3, 15),
+            detected_at=datetime(2024, 3, 15, 9, tzinfo=VN_TZ),
+        )
+        event = events.deadline_alert(
+            alert, source="000.00.10.H12", sequence=2, correlation_id="accepted-event"
+        )
+        assert documented[event.type] == event.dataschema
+        assert event.type.endswith(f".{kind}")
 
 
 def test_referenced_schema_files_exist_and_equal_the_exported_ones(
@@ -131,6 +185,8 @@ def test_referenced_schema_files_exist_and_equal_the_exported_ones(
         "event-envelope-1.0.json",
         "dossier-1.0.json",
         "status-change-1.0.json",
+        "step-order-1.0.json",
+        "deadline-alert-1.0.json",
     }
     for ref in references:
         path = ASYNCAPI.parent / ref

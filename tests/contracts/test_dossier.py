@@ -16,12 +16,15 @@ from contracts import (
     ApplicantKind,
     BirthRegistrationForm,
     Channel,
+    DeathRegistrationForm,
     Dossier,
     DossierStatus,
     StatusChange,
     SupplementRequest,
     sample_birth_dossier,
     sample_birth_dossier_json,
+    sample_death_dossier,
+    sample_death_dossier_json,
 )
 
 CCCD = "001090012345"
@@ -345,3 +348,78 @@ def test_sample_dossier_rejects_naive_receipt_time() -> None:
     """The sample builder refuses a naive received_at instead of guessing its zone."""
     with pytest.raises(ValueError, match="UTC offset"):
         sample_birth_dossier(received_at=datetime(2024, 3, 15, 9))
+
+
+def test_death_registration_form_validates_the_sample_form() -> None:
+    """The sample death dossier's form validates, and its repr hides every personal number."""
+    form = DeathRegistrationForm.model_validate(sample_death_dossier().form)
+    assert form.deceased_full_name == "Trần Văn Đức"
+    assert form.deceased_nationality == "VN"
+    assert form.last_residence.commune_code == "00001"
+    shown = repr(form)
+    for number in ("001048009876", "001075004321", "0148003456"):
+        assert number not in shown
+    assert "*******456" in shown
+
+
+def test_death_cannot_come_before_birth() -> None:
+    """A date of death before the date of birth is refused."""
+    form = {**sample_death_dossier().form, "date_of_death": "1940-01-01"}
+    with pytest.raises(ValidationError, match="date_of_death"):
+        DeathRegistrationForm.model_validate(form)
+
+
+def test_the_deceased_does_not_declare_the_death() -> None:
+    """A declarant carrying the deceased's identity number is refused."""
+    form = dict(sample_death_dossier().form)
+    form["declarant_identity_number"] = form["deceased_identity_number"]
+    with pytest.raises(ValidationError, match="declarant_identity_number"):
+        DeathRegistrationForm.model_validate(form)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("deceased_identity_number", "00104800987"),
+        ("deceased_social_insurance_number", "01480034"),
+        ("deceased_gender", "nam"),
+        ("deceased_nationality", "vn"),
+        ("declarant_relationship", ""),
+        ("last_residence", {"province_code": "01"}),
+    ],
+)
+def test_death_registration_form_checks_its_fields(field: str, value: Any) -> None:
+    """Identity and insurance numbers, gender, nationality, relationship and residence are
+    checked, the error naming the field."""
+    form = {**sample_death_dossier().form, field: value}
+    with pytest.raises(ValidationError) as caught:
+        DeathRegistrationForm.model_validate(form)
+    assert caught.value.errors()[0]["loc"][0] == field
+
+
+def test_death_registration_form_needs_the_deceased_identity() -> None:
+    """The deceased's identity number is required: later steps find the person by it."""
+    form = {k: v for k, v in sample_death_dossier().form.items() if k != "deceased_identity_number"}
+    with pytest.raises(ValidationError) as caught:
+        DeathRegistrationForm.model_validate(form)
+    assert caught.value.errors()[0]["loc"] == ("deceased_identity_number",)
+
+
+def test_sample_death_dossier_is_procedure_1_007073() -> None:
+    """The death sample: procedure 1.007073, code from agency, local day and sequence, the death
+    three days before receipt, and no death extract number yet."""
+    received = datetime(2024, 4, 1, 20, 0, tzinfo=UTC)  # 2 April 03:00 in Hanoi
+    dossier = sample_death_dossier(sequence=7, received_at=received, agency="000.00.00.H30")
+    assert dossier.code == "000.00.00.H30-240402-0007"
+    assert dossier.procedure_code == "1.007073"
+    assert dossier.form["date_of_death"] == "2024-03-30"
+    assert "death_certificate_number" not in dossier.form
+    assert (
+        Dossier.model_validate(sample_death_dossier_json(7, received, "000.00.00.H30")) == dossier
+    )
+
+
+def test_sample_death_dossier_rejects_naive_receipt_time() -> None:
+    """The death sample, too, refuses a naive received_at."""
+    with pytest.raises(ValueError, match="UTC offset"):
+        sample_death_dossier(received_at=datetime(2024, 3, 15, 9))

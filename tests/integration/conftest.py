@@ -15,8 +15,13 @@ from bus.settings import Settings
 from bus.testing import serve_app
 from bus.topology import Names
 from bus.worker import ConnectorWorker, run_workers
+from connectors import residence, social_insurance
 from connectors.civil_status import SimulatorState, create_simulator_app
+from connectors.social_insurance.wire import DEMO_PASSWORD, PASSWORD_ENV
 from tests.conftest import AMQP_URL, make_settings
+
+#: The connectors of the birth linkage bundle, whose workers the ``workers`` fixture runs.
+BIRTH_CONNECTORS = ["civil_status", "residence", "social_insurance"]
 
 
 @dataclass
@@ -35,12 +40,49 @@ def simulator() -> Iterator[Simulator]:
         yield Simulator(url, state)
 
 
+@dataclass
+class LinkagePartners:
+    """The simulators of the birth bundle's later steps (residence, health insurance)."""
+
+    residence_url: str
+    residence: residence.SimulatorState
+    social_insurance_url: str
+    social_insurance: social_insurance.SimulatorState
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Connector endpoints pointing at these simulators."""
+        return {"residence": self.residence_url, "social_insurance": self.social_insurance_url}
+
+
+@pytest.fixture
+def partners(monkeypatch: pytest.MonkeyPatch) -> Iterator[LinkagePartners]:
+    """Residence and social-insurance simulators on free loopback ports, with the session
+    password the social-insurance connector reads from its environment."""
+    monkeypatch.setenv(PASSWORD_ENV, DEMO_PASSWORD)
+    residence_state = residence.SimulatorState()
+    insurance_state = social_insurance.SimulatorState(password=DEMO_PASSWORD)
+    with (
+        serve_app(residence.create_simulator_app(residence_state)) as residence_url,
+        serve_app(social_insurance.create_simulator_app(insurance_state)) as insurance_url,
+    ):
+        yield LinkagePartners(residence_url, residence_state, insurance_url, insurance_state)
+
+
 @pytest.fixture
 def settings(
-    namespace: str, sqlite_url: str, simulator: Simulator, broker_cleanup: list[str]
+    namespace: str,
+    sqlite_url: str,
+    simulator: Simulator,
+    partners: LinkagePartners,
+    broker_cleanup: list[str],
 ) -> Settings:
-    """Settings of a bus whose civil-status connector points at the simulator."""
-    return make_settings(namespace, sqlite_url, connector_endpoints={"civil_status": simulator.url})
+    """Settings of a bus whose birth-bundle connectors point at the simulators."""
+    return make_settings(
+        namespace,
+        sqlite_url,
+        connector_endpoints={"civil_status": simulator.url, **partners.endpoints},
+    )
 
 
 @pytest.fixture
@@ -59,13 +101,13 @@ async def client(api: str) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def workers(settings: Settings, api: str) -> AsyncIterator[list[ConnectorWorker]]:
-    """The civil-status worker, in the test's event loop (after the API declared topology).
+    """The birth bundle's workers, in the test's event loop (after the API declared topology).
 
-    Only the connector these tests point at a simulator: the event consumers (portal, one-stop,
+    Only the connectors these tests point at a simulator: the event consumers (portal, one-stop,
     DVCQG) have tests of their own with their simulators.
     """
     runtime = await Runtime.open(settings, name="test-worker")
-    started = await run_workers(runtime, ["civil_status"])
+    started = await run_workers(runtime, BIRTH_CONNECTORS)
     yield started
     for worker in started:
         await worker.stop()

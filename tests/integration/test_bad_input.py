@@ -94,10 +94,15 @@ class Leftovers:
         self._queue = queue
 
     async def rows(self) -> tuple[int, int]:
-        """How many dossiers and outbox events the store holds."""
+        """How many dossiers and ``dossier.submitted`` events the store holds (an accepted
+        birth dossier also writes its linkage run's start and first order)."""
         async with self._engine.connect() as connection:
             stored = await connection.scalar(sa.select(sa.func.count()).select_from(dossiers))
-            events = await connection.scalar(sa.select(sa.func.count()).select_from(outbox))
+            events = await connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.routing_key.like("dossier.submitted.%"))
+            )
         return int(stored or 0), int(events or 0)
 
     async def queued(self) -> int:

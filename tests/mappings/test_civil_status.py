@@ -20,7 +20,9 @@ from contracts import (
     DossierStatus,
     StatusChange,
     sample_birth_dossier_json,
+    sample_death_dossier_json,
 )
+from tests.mappings.death_forms import death_dossiers
 
 catalog = MappingCatalog.load()
 REQUEST = catalog.get("civil_status/1.0/birth-registration.out")
@@ -281,3 +283,125 @@ def test_feed_item_with_unknown_status_is_a_precise_error() -> None:
     assert caught.value.mapping == "civil_status/1.0/change-feed.in"
     assert (caught.value.source_path, caught.value.target_field) == ("trangThai", "status")
     assert caught.value.value == "0"
+
+
+# --- death registration (khai tử, module KT) ------------------------------------------------
+
+DEATH = catalog.get("civil_status/1.0/death-registration.out")
+DEATH_XSD = "civil_status/ho-so-khai-tu.xsd"
+DEATH_ROOT = "hoSoKhaiTu"
+
+
+def death_document(dossier: dict[str, Any]) -> dict[str, Any]:
+    """The <hoSoKhaiTu> document that death-registration.out builds, read back as a dict."""
+    return xmldoc.to_dict(DEATH.apply(dossier)["data"], root=DEATH_ROOT, xsd=DEATH_XSD)
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@settings(max_examples=100, deadline=None)
+@given(death_dossiers())
+def test_death_form_round_trips_through_the_xml(dossier: dict[str, Any]) -> None:
+    """Every value of a valid death form reads back unchanged from the <hoSoKhaiTu> document."""
+    form = dossier["form"]
+    document = death_document(dossier)
+
+    deceased = document["nguoiChet"]
+    assert parse_date(deceased.pop("ngaySinh"), "dd/MM/yyyy") == form["deceased_date_of_birth"]
+    assert GENDER.codes[deceased.pop("gioiTinh")] == form["deceased_gender"]
+    residence = form["last_residence"]
+    assert deceased == _present(
+        {
+            "hoTen": form["deceased_full_name"],
+            "danToc": form.get("deceased_ethnicity"),
+            "quocTich": form.get("deceased_nationality", "VN"),
+            "soDinhDanh": form["deceased_identity_number"],
+            "noiCuTru": _present(
+                {
+                    "maTinh": residence["province_code"],
+                    "maHuyen": residence.get("district_code"),
+                    "maXa": residence["commune_code"],
+                    "diaChiChiTiet": residence.get("detail"),
+                }
+            ),
+        }
+    )
+    death = document["khaiTu"]
+    assert parse_date(death.pop("ngayChet"), "dd/MM/yyyy") == form["date_of_death"]
+    assert death == _present(
+        {
+            "noiChet": form["place_of_death"],
+            "nguyenNhan": form.get("cause_of_death"),
+            "soGiayBaoTu": form.get("death_notice_number"),
+            "noiCapGiayBaoTu": form.get("death_notice_issuer"),
+        }
+    )
+    assert document["nguoiYeuCau"] == _present(
+        {
+            "hoTen": form["declarant_full_name"],
+            "soDinhDanh": form.get("declarant_identity_number"),
+            "quanHe": form["declarant_relationship"],
+        }
+    )
+
+
+def test_death_request_carries_module_kt() -> None:
+    """maDonVi, module KT, maHoSo and ngayTiepNhan frame the death document."""
+    body = DEATH.apply(sample_death_dossier_json())
+    assert {key: value for key, value in body.items() if key != "data"} == {
+        "maDonVi": "000.00.10.H12",
+        "module": "KT",
+        "maHoSo": DOSSIER_CODE,
+        "ngayTiepNhan": "20240315090000",
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "target"),
+    [
+        ("deceased_identity_number", "data/nguoiChet.soDinhDanh"),
+        ("date_of_death", "data/khaiTu.ngayChet"),
+        ("place_of_death", "data/khaiTu.noiChet"),
+        ("declarant_relationship", "data/nguoiYeuCau.quanHe"),
+        ("last_residence", "data/nguoiChet.noiCuTru.maTinh"),
+    ],
+)
+def test_death_form_without_a_required_value_names_it(field: str, target: str) -> None:
+    """A death form without a value the register needs fails naming the mapping and the field."""
+    dossier = sample_death_dossier_json()
+    del dossier["form"][field]
+    with pytest.raises(MappingError) as caught:
+        DEATH.apply(dossier)
+    assert caught.value.mapping == "civil_status/1.0/death-registration.out"
+    assert caught.value.source_path is not None
+    assert caught.value.source_path.startswith(f"form.{field}")
+    assert caught.value.target_field == target
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("nguoiChet/soDinhDanh", "00104800987"),
+        ("nguoiChet/noiCuTru/maXa", "0001"),
+        ("khaiTu/ngayChet", "2024-03-12"),
+        ("nguoiYeuCau/quanHe", "   "),
+    ],
+)
+def test_death_xsd_rejects_a_malformed_value(path: str, value: str) -> None:
+    """An identity number, commune code, date or relationship out of its type is refused."""
+    root = etree.fromstring(DEATH.apply(sample_death_dossier_json())["data"])
+    element = root.find(path)
+    assert element is not None
+    element.text = value
+    with pytest.raises(xmldoc.XmlMappingError, match="not valid against"):
+        xmldoc.to_dict(etree.tostring(root), root=DEATH_ROOT, xsd=DEATH_XSD)
+
+
+def test_answer_to_a_death_carries_the_extract_number() -> None:
+    """A death registered (trangThai 4) gives the extract number as the partner reference."""
+    answer = {"trangThai": 4, "maHoSo": DOSSIER_CODE, "soDangKy": "KT/2024/000001"}
+    change = ANSWER.to_canonical(answer, CONTEXT)
+    assert isinstance(change, StatusChange)
+    assert (change.status, change.partner_reference) == (DossierStatus.PROCESSED, "KT/2024/000001")

@@ -1,4 +1,4 @@
-"""Residence (Public Security) mappings: a newborn's permanent residence and its answer."""
+"""Residence (Public Security) mappings: a newborn's residence, a deceased's removal, answers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from bus.mapping import MappingCatalog
 from bus.mapping.dates import parse
 from contracts import VN_TZ, Dossier, DossierStatus, StatusChange
 from contracts.codes import make_dossier_code
-from contracts.samples import sample_birth_dossier_json
+from contracts.samples import sample_birth_dossier_json, sample_death_dossier_json
+from tests.mappings.death_forms import death_dossiers
 
 catalog = MappingCatalog.load()
 REGISTRATION = catalog.get("residence/1.0/registration.out")
@@ -31,6 +32,7 @@ RESULTS = {
     "DA_DANG_KY": DossierStatus.PROCESSED,
     "TU_CHOI": DossierStatus.NOT_ACCEPTED,
     "BO_SUNG": DossierStatus.SUPPLEMENT_REQUESTED,
+    "DA_XOA": DossierStatus.PROCESSED,
 }
 
 _LETTERS = (
@@ -261,3 +263,83 @@ def test_an_answer_with_a_malformed_time_names_the_field_and_value() -> None:
     assert error.source_path == "thoiGian"
     assert error.target_field == "changed_at"
     assert error.value == "'18/03/2024 10:35'"
+
+
+# --- the death bundle: removal of the deceased's permanent residence ------------------------
+
+REMOVAL = catalog.get("residence/1.0/removal.out")
+DEATH_CERTIFICATE = {"death_certificate_number": "KT/2024/000001"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(dossier=death_dossiers(), extract=birth_certificates)
+def test_removal_carries_exactly_the_canonical_values(
+    dossier: dict[str, Any], extract: str
+) -> None:
+    """Every field of the removal request holds the dossier's value, dates read back equal."""
+    out = REMOVAL.apply(dossier, {"death_certificate_number": extract})
+    form = dossier["form"]
+    residence = form["last_residence"]
+
+    assert (out["maHoSo"], out["maDonViTiepNhan"]) == (dossier["code"], dossier["receiving_agency"])
+    assert (out["loaiThuTuc"], out["lyDoXoa"]) == ("XDKTT", "CHET")
+    assert out["nguoiDeNghi"] == _without_none(
+        {
+            "hoTen": form["declarant_full_name"],
+            "soDinhDanh": form.get("declarant_identity_number"),
+            "quanHe": form["declarant_relationship"],
+        }
+    )
+    deceased = out["congDan"]
+    assert parse(deceased.pop("ngaySinh"), "dd/MM/yyyy") == form["deceased_date_of_birth"]
+    assert deceased == {
+        "hoTen": form["deceased_full_name"],
+        "soDinhDanh": form["deceased_identity_number"],
+        "gioiTinh": GENDERS[form["deceased_gender"]],
+    }
+    assert out["khaiTu"]["soTrichLuc"] == extract
+    assert parse(out["khaiTu"]["ngayChet"], "dd/MM/yyyy") == form["date_of_death"]
+    assert out["noiThuongTru"] == _without_none(
+        {
+            "maTinh": residence["province_code"],
+            "maHuyen": residence.get("district_code"),
+            "maXa": residence["commune_code"],
+            "diaChiChiTiet": residence.get("detail"),
+        }
+    )
+    received = datetime.fromisoformat(parse(out["ngayTiepNhan"], "yyyyMMddHHmmss"))
+    assert received == datetime.fromisoformat(dossier["received_at"])
+
+
+def test_removal_without_a_death_extract_number_fails() -> None:
+    """Without step 1's death extract number the removal is refused, naming the context value."""
+    with pytest.raises(MappingError) as caught:
+        REMOVAL.apply(sample_death_dossier_json(), {})
+
+    error = caught.value
+    assert error.mapping == "residence/1.0/removal.out"
+    assert error.source_path == "context.death_certificate_number"
+    assert error.target_field == "khaiTu.soTrichLuc"
+
+
+def test_removal_leaves_out_the_district_where_the_reform_removed_it() -> None:
+    """A last residence without a district code yields noiThuongTru without maHuyen."""
+    dossier = sample_death_dossier_json()
+    del dossier["form"]["last_residence"]["district_code"]
+
+    out = REMOVAL.apply(dossier, DEATH_CERTIFICATE)
+
+    assert out["noiThuongTru"] == {
+        "maTinh": "01",
+        "maXa": "00001",
+        "diaChiChiTiet": "Số 5, ngõ 20 phố Phúc Xá",
+    }
+
+
+def test_answer_of_a_removal_is_processed() -> None:
+    """ketQua DA_XOA (removed) becomes PROCESSED, with the household the person left."""
+    change = ANSWER.to_canonical(
+        _answer(ketQua="DA_XOA", lyDo="Đã xóa đăng ký thường trú"), {"agency": POLICE}
+    )
+    assert isinstance(change, StatusChange)
+    assert (change.status, change.partner_reference) == (DossierStatus.PROCESSED, "01000124000153")

@@ -1,4 +1,4 @@
-"""Social Security mappings: a child's health-insurance card request, its answer, person lookups."""
+"""Social Security mappings: a child's card, a funeral allowance, their answers, person lookups."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from bus.mapping import MappingCatalog
 from bus.mapping.dates import Precision, parse
 from contracts import VN_TZ, Dossier, DossierStatus, StatusChange
 from contracts.codes import make_dossier_code
-from contracts.samples import sample_birth_dossier_json
+from contracts.samples import sample_birth_dossier_json, sample_death_dossier_json
+from tests.mappings.death_forms import death_dossiers
 
 catalog = MappingCatalog.load()
 CARD_REQUEST = catalog.get("social_insurance/1.0/card-request.out")
@@ -354,3 +355,133 @@ def test_an_answer_without_any_date_fails_on_changed_at() -> None:
     error = caught.value
     assert error.source_path == "ngayCapThe || ngayXuLy"
     assert error.target_field == "changed_at"
+
+
+# --- the death bundle: the funeral allowance -------------------------------------------------
+
+ALLOWANCE_REQUEST = catalog.get("social_insurance/1.0/funeral-allowance.out")
+ALLOWANCE_ANSWER = catalog.get("social_insurance/1.0/funeral-allowance-answer.in")
+DEATH_CERTIFICATE = {"death_certificate_number": "KT/2024/000001"}
+#: Social Security's funeral-allowance statuses and the national status each one stands for.
+ALLOWANCE_STATUSES = CARD_STATUSES
+
+
+@settings(max_examples=100, deadline=None)
+@given(dossier=death_dossiers(), extract=birth_certificates)
+def test_allowance_request_carries_exactly_the_canonical_values(
+    dossier: dict[str, Any], extract: str
+) -> None:
+    """Deceased, death extract, death day, area, recipient and request day reach the partner."""
+    out = ALLOWANCE_REQUEST.apply(dossier, {"death_certificate_number": extract})
+    form = dossier["form"]
+    residence = form["last_residence"]
+    received = datetime.fromisoformat(dossier["received_at"]).astimezone(VN_TZ)
+
+    assert parse(out.pop("ngaySinh"), "yyyyMMdd") == form["deceased_date_of_birth"]
+    assert parse(out.pop("ngayChet"), "yyyyMMdd") == form["date_of_death"]
+    assert out == _without_none(
+        {
+            "maHoSo": dossier["code"],
+            "hoTen": form["deceased_full_name"],
+            "soDinhDanh": form["deceased_identity_number"],
+            "maSoBHXH": form.get("deceased_social_insurance_number"),
+            "loaiNgaySinh": "0",
+            "gioiTinh": GENDERS_OUT[form["deceased_gender"]],
+            "soTrichLucKhaiTu": extract,
+            "maTinh": residence["province_code"],
+            "maHuyen": residence.get("district_code"),
+            "maXa": residence["commune_code"],
+            "diaChi": residence.get("detail"),
+            "nguoiHuong": _without_none(
+                {
+                    "hoTen": form["declarant_full_name"],
+                    "soDinhDanh": form.get("declarant_identity_number"),
+                    "quanHe": form["declarant_relationship"],
+                }
+            ),
+            "ngayDeNghi": received.strftime("%Y%m%d"),
+        }
+    )
+
+
+def test_allowance_request_without_a_death_extract_number_fails() -> None:
+    """Without step 1's death extract number the request is refused, naming the context value."""
+    with pytest.raises(MappingError) as caught:
+        ALLOWANCE_REQUEST.apply(sample_death_dossier_json(), {})
+
+    error = caught.value
+    assert error.mapping == "social_insurance/1.0/funeral-allowance.out"
+    assert error.source_path == "context.death_certificate_number"
+    assert error.target_field == "soTrichLucKhaiTu"
+
+
+def test_allowance_request_leaves_out_what_the_form_lacks() -> None:
+    """No insurance number, district or declarant CCCD: the request leaves those fields out."""
+    dossier = sample_death_dossier_json()
+    for key in ("deceased_social_insurance_number", "declarant_identity_number"):
+        del dossier["form"][key]
+    del dossier["form"]["last_residence"]["district_code"]
+
+    out = ALLOWANCE_REQUEST.apply(dossier, DEATH_CERTIFICATE)
+
+    assert not {"maSoBHXH", "maHuyen"} & out.keys()
+    assert out["nguoiHuong"] == {"hoTen": "Trần Văn Hùng", "quanHe": "Con"}
+
+
+def _allowance_answer(**fields: Any) -> dict[str, Any]:
+    answer = {
+        "maHoSo": "000.00.10.H12-240315-0001",
+        "trangThai": "03",
+        "soQuyetDinh": "15/QĐ-BHXH",
+        "ngayQuyetDinh": "20240320",
+        "soTien": 18_000_000,
+        "ghiChu": "Hưởng trợ cấp mai táng",
+    }
+    answer.update(fields)
+    return answer
+
+
+@pytest.mark.parametrize(("code", "status"), sorted(ALLOWANCE_STATUSES.items()))
+def test_every_allowance_status_maps(code: str, status: DossierStatus) -> None:
+    """Each funeral-allowance status becomes the national dossier status it stands for."""
+    change = ALLOWANCE_ANSWER.to_canonical(
+        _allowance_answer(trangThai=code), {"agency": SOCIAL_SECURITY}
+    )
+    assert isinstance(change, StatusChange)
+    assert change.status is status
+
+
+def test_granted_allowance_is_dated_and_referenced_by_its_decision() -> None:
+    """A granted allowance: the decision number as reference, its day at local midnight."""
+    change = ALLOWANCE_ANSWER.to_canonical(_allowance_answer(), {"agency": SOCIAL_SECURITY})
+    assert change == StatusChange(
+        dossier_code="000.00.10.H12-240315-0001",
+        status=DossierStatus.PROCESSED,
+        changed_at=datetime.combine(date(2024, 3, 20), time(), VN_TZ),
+        agency=SOCIAL_SECURITY,
+        partner_reference="15/QĐ-BHXH",
+        note="Hưởng trợ cấp mai táng",
+    )
+
+
+def test_refused_allowance_is_dated_by_its_processing_day() -> None:
+    """A refusal has no decision: dated by ngayXuLy, without a partner reference."""
+    answer = _allowance_answer(
+        trangThai="05", soQuyetDinh=None, ngayQuyetDinh=None, ngayXuLy="20250716"
+    )
+    change = ALLOWANCE_ANSWER.to_canonical(answer, {"agency": SOCIAL_SECURITY})
+    assert isinstance(change, StatusChange)
+    assert change.status is DossierStatus.NOT_ACCEPTED
+    assert change.changed_at == datetime.combine(date(2025, 7, 16), time(), VN_TZ)
+    assert change.partner_reference is None
+
+
+def test_an_unmapped_allowance_status_names_the_field_and_value() -> None:
+    """A status outside the list fails with the mapping, source, target and value set."""
+    with pytest.raises(MappingError) as caught:
+        ALLOWANCE_ANSWER.to_canonical(
+            _allowance_answer(trangThai="09"), {"agency": SOCIAL_SECURITY}
+        )
+    error = caught.value
+    assert error.mapping == "social_insurance/1.0/funeral-allowance-answer.in"
+    assert (error.source_path, error.target_field, error.value) == ("trangThai", "status", "'09'")
