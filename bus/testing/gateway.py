@@ -84,6 +84,33 @@ def applied_answer(body: dict[str, Any], existed: bool) -> JSONResponse:
     return JSONResponse({**body, "daTonTai": True} if existed else body)
 
 
+def answer_dossier_act(
+    faults: DossierFaultSwitches,
+    read: Callable[[Any], dict[str, Any]],
+    payload: Any,
+    act: Callable[..., tuple[Any, bool]],
+    kind: type[Any],
+) -> JSONResponse:
+    """Read a call about one dossier, apply the dossier switches, act once, answer.
+
+    ``read`` turns the payload into ``act``'s keyword arguments (with ``dossier_code``) or
+    raises :class:`GatewayRefusal`; ``act`` returns the record (with an ``answer()``) and whether
+    it existed. One dossier code names one act: a code already used for another ``kind`` of act
+    (a registration, then a removal) is refused.
+    """
+    try:
+        fields = read(payload)
+    except GatewayRefusal as refusal:
+        return refusal.response()
+    refused = dossier_fault_answer(faults, fields["dossier_code"])
+    if refused is not None:
+        return refused
+    record, existed = act(**fields)
+    if not isinstance(record, kind):
+        return gateway_error(GatewayCode.DATA_INCORRECT, "Mã hồ sơ đã được dùng cho thủ tục khác")
+    return applied_answer(record.answer(), existed)
+
+
 class GatewayRefusal(Exception):
     """Raised by a simulator's checks: the call is refused with this gateway error code."""
 

@@ -26,8 +26,7 @@ from bus.testing import (
     GatewayRefusal,
     RegisterState,
     SickAnswers,
-    applied_answer,
-    dossier_fault_answer,
+    answer_dossier_act,
     gateway_error,
     optional_text,
     read_capped_body,
@@ -283,18 +282,7 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         sick = await sick_answer(request, sim, _SICK)
         if sick is not None:
             return sick
-        try:
-            fields = read(raw)
-        except GatewayRefusal as refusal:
-            return refusal.response()
-        refused = dossier_fault_answer(sim.current_faults(), fields["dossier_code"])
-        if refused is not None:
-            return refused
-        record, existed = act(**fields)
-        if not isinstance(record, kind):
-            # One dossier, one procedure: its code already named a registration, or a removal.
-            return gateway_error(Code.DATA_INCORRECT, "Mã hồ sơ đã được dùng cho thủ tục khác")
-        return applied_answer(record.answer(), existed)
+        return answer_dossier_act(sim.current_faults(), read, raw, act, kind)
 
     @app.post(REGISTER_PATH, tags=["cư trú"])
     async def register(request: Request) -> Response:

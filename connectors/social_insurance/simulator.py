@@ -30,8 +30,7 @@ from bus.testing import (
     SessionFaultSwitches,
     SessionState,
     add_session_login,
-    applied_answer,
-    dossier_fault_answer,
+    answer_dossier_act,
     gateway_error,
     optional_text,
     read_gateway_payload,
@@ -351,18 +350,7 @@ def create_simulator_app(state: SimulatorState) -> FastAPI:
         payload = await read_call(request)
         if isinstance(payload, Response):
             return payload
-        try:
-            fields = read(payload)
-        except GatewayRefusal as refusal:
-            return refusal.response()
-        refused = dossier_fault_answer(sim.current_faults(), fields["dossier_code"])
-        if refused is not None:
-            return refused
-        decision, existed = decide(**fields)
-        if not isinstance(decision, kind):
-            # One dossier, one procedure: its code already named a card, or an allowance.
-            return gateway_error(Code.DATA_INCORRECT, "Mã hồ sơ đã được dùng cho thủ tục khác")
-        return applied_answer(decision.answer(), existed)
+        return answer_dossier_act(sim.current_faults(), read, payload, decide, kind)
 
     @app.post(CARD_REQUEST_PATH, tags=["BHYT"])
     async def request_card(request: Request) -> Response:
