@@ -45,11 +45,10 @@ from bus.sla import (
     processing_time,
     processing_working_days,
 )
-from contracts import FINISHED_STATUSES, TERMINAL_STATUSES, VN_TZ, Channel, DossierStatus
+from contracts import OPEN_STATUSES, VN_TZ, Channel, DossierStatus
 
 __all__ = [
     "MAX_PERIOD_DAYS",
-    "OPEN_STATUSES",
     "UNKNOWN_COMMUNE",
     "DossierFacts",
     "GroupStats",
@@ -64,11 +63,6 @@ MAX_PERIOD_DAYS: Final = 366
 
 UNKNOWN_COMMUNE: Final = "unknown"
 """The group of dossiers whose applicant's commune is not known."""
-
-OPEN_STATUSES: Final[frozenset[DossierStatus]] = frozenset(
-    set(DossierStatus) - FINISHED_STATUSES - TERMINAL_STATUSES
-)
-"""Statuses of a dossier still in the agencies' hands: the only ones that can be overdue."""
 
 _HOUR: Final = timedelta(hours=1)
 

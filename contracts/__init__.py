@@ -74,6 +74,7 @@ from contracts.samples import (
 )
 from contracts.status import (
     FINISHED_STATUSES,
+    OPEN_STATUSES,
     STATUS_CHANGE_SCHEMA_VERSION,
     TERMINAL_STATUSES,
     ApplicantKind,
@@ -97,6 +98,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "FORM_MAX_BYTES",
     "FORM_MAX_KEYS",
+    "OPEN_STATUSES",
     "SAMPLE_RECEIVED_AT",
     "STATUS_CHANGE_DATASCHEMA",
     "STATUS_CHANGE_SCHEMA_VERSION",

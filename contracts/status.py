@@ -16,6 +16,7 @@ from contracts.timezone import VnDateTime
 
 __all__ = [
     "FINISHED_STATUSES",
+    "OPEN_STATUSES",
     "STATUS_CHANGE_SCHEMA_VERSION",
     "TERMINAL_STATUSES",
     "ApplicantKind",
@@ -82,6 +83,11 @@ TERMINAL_STATUSES: Final[frozenset[DossierStatus]] = frozenset(
     }
 )
 """Statuses after which nothing more happens to the dossier."""
+
+OPEN_STATUSES: Final[frozenset[DossierStatus]] = frozenset(
+    set(DossierStatus) - FINISHED_STATUSES - TERMINAL_STATUSES
+)
+"""Statuses of a dossier still in the agencies' hands: the only ones that can be overdue."""
 
 
 class Channel(IntEnum):

@@ -20,7 +20,7 @@ from bus.sla import StatusPoint
 from bus.store.database import insert_ignoring_duplicates, write_transaction
 from bus.store.schema import deadline_alerts, dossiers, linkage_runs, linkage_steps, outbox
 from bus.store.schema import status_history as history_table
-from contracts import FINISHED_STATUSES, TERMINAL_STATUSES, VN_TZ, AlertKind, DossierStatus
+from contracts import OPEN_STATUSES, VN_TZ, AlertKind, DossierStatus
 
 __all__ = [
     "DOSSIER_SCOPE",
@@ -40,7 +40,8 @@ _STEP_PREFIX: Final = "step:"
 #: The linkage engine's step and run states this module reads (bus/linkage/decisions.py).
 _STEP_REQUESTED: Final = "requested"
 _RUN_OPEN: Final = "open"
-_CLOSED_STATUSES: Final = sorted(int(s) for s in FINISHED_STATUSES | TERMINAL_STATUSES)
+# IN the open statuses (not NOT IN the closed ones): ix_dossiers_status_due_at serves it.
+_OPEN_STATUSES: Final = sorted(int(s) for s in OPEN_STATUSES)
 #: Codes per ``IN (...)`` list: well under the bind-parameter limits of SQLite and asyncpg.
 _CHUNK: Final = 1_000
 
@@ -185,7 +186,7 @@ def _due_dossiers(today: date) -> sa.Select[Any]:
     # A supplement only moves a due date later, so nothing due after today can need an alert.
     tomorrow = datetime.combine(today + timedelta(days=1), time(0), tzinfo=VN_TZ)
     return sa.select(*_FACT_COLUMNS, dossiers.c.due_at).where(
-        dossiers.c.status.not_in(_CLOSED_STATUSES),
+        dossiers.c.status.in_(_OPEN_STATUSES),
         dossiers.c.due_at.is_not(None),
         dossiers.c.due_at < tomorrow,
         _not_overdue_yet(dossiers.c.code, sa.literal(DOSSIER_SCOPE)),

@@ -71,6 +71,12 @@ dossiers = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# The 766 report reads dossiers received in a period (bus/store/stats.py).
+sa.Index("ix_dossiers_received_at", dossiers.c.received_at)
+# Open dossiers past a due date, for the deadline scheduler and the report's "overdue now": one
+# range per open status, so finished dossiers, the bulk of the table, are never read.
+sa.Index("ix_dossiers_status_due_at", dossiers.c.status, dossiers.c.due_at)
+
 hops = sa.Table(
     "hops",
     metadata,

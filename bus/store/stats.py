@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.sla import StatusPoint
-from bus.stats import OPEN_STATUSES, DossierFacts, Period
+from bus.stats import DossierFacts, Period
 from bus.store.schema import dossiers, status_history
-from contracts import FINISHED_STATUSES, VN_TZ, DossierStatus
+from contracts import FINISHED_STATUSES, OPEN_STATUSES, VN_TZ, DossierStatus
 
 __all__ = ["load_dossier_facts"]
 
