@@ -248,11 +248,15 @@ class DeliveryReceipt:
 
     ``status`` is the dossier's new status when the partner acted on it; ``None`` when the
     partner only took note (an event consumer's acknowledgement moves no dossier).
+    ``changed_at`` is when the partner dated its decision, when its answer says: the same clock
+    dates what it pushes or lists later, so the order of its answers about one dossier is judged
+    on its own clock (``answered_at``, ours, stands in when the answer carries no time).
     """
 
     status: DossierStatus | None
     sent_at: datetime
     answered_at: datetime
+    changed_at: datetime | None = None
     partner_reference: str | None = None
     note: str | None = None
     request_size: int = 0

@@ -467,7 +467,7 @@ class ConnectorWorker:
             cause=event,
             agency=self._registered.config.agency,
             note=receipt.note,
-            changed_at=receipt.answered_at,
+            changed_at=receipt.changed_at or receipt.answered_at,
             delivered_sequence=event.dossierseq if delivery.change is not None else None,
             step_id=None if delivery.step is None else delivery.step.step,
         )

@@ -89,7 +89,7 @@ def answer_dossier_act(
     read: Callable[[Any], dict[str, Any]],
     payload: Any,
     act: Callable[..., tuple[Any, bool]],
-    kind: type[Any],
+    kind: type[Any] | tuple[type[Any], ...],
 ) -> JSONResponse:
     """Read a call about one dossier, apply the dossier switches, act once, answer.
 

@@ -160,6 +160,7 @@ def _receipt(
         status=change.status,
         sent_at=reply.sent_at,
         answered_at=reply.answered_at,
+        changed_at=change.changed_at,
         partner_reference=change.partner_reference,
         note=None if change.note is None else mask_identity_numbers(change.note),
         request_size=reply.request_size,

@@ -8,6 +8,16 @@ success), acts on each dossier at most once, and can be made slow, flaky or host
     python -m connectors.residence.simulator --host 127.0.0.1 --port 8102
     curl -X POST localhost:8102/_sim/faults -d '{"error_rate": 0.3}'
     curl localhost:8102/_sim/stats
+
+With ``ask_supplement`` on, it asks for a supplement (``ketQua`` BO_SUNG) instead of acting on a
+new dossier, and holds it until the supplement is brought, as an officer would::
+
+    curl -X POST localhost:8102/_sim/faults -d '{"ask_supplement": true}'
+    curl -X POST localhost:8102/_sim/supplements/000.00.10.H12-261122-0001 \
+         -d '{"push_to": "http://127.0.0.1:8000/v1/inbound/residence"}'
+
+The second call acts on the held dossier and pushes the outcome to ``push_to``, the way the
+residence software reports a decision made after the call was answered.
 """
 
 from __future__ import annotations
@@ -18,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from bus.testing import (
     DossierFaultSwitches,
@@ -41,10 +53,12 @@ from connectors.residence.wire import LOOKUP_PATH, REGISTER_PATH, REMOVAL_PATH
 from contracts import VN_TZ
 
 __all__ = [
+    "HeldDossier",
     "Registration",
     "Removal",
     "SimulatorFaults",
     "SimulatorState",
+    "SupplementBrought",
     "create_simulator_app",
     "main",
 ]
@@ -54,6 +68,8 @@ MAX_REQUEST_BYTES: Final = 2_000_000
 
 _REGISTERED: Final = "DA_DANG_KY"
 _REMOVED: Final = "DA_XOA"
+_SUPPLEMENT: Final = "BO_SUNG"
+_SUPPLEMENT_REASON: Final = "Đề nghị bổ sung văn bản đồng ý của chủ hộ"
 # Law on Residence 2020, art. 24(1)(a): the residence of a person who has died is removed.
 _REASON_DEATH: Final = "CHET"
 _AGENCY_RE: Final = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
@@ -71,6 +87,12 @@ class SimulatorFaults(DossierFaultSwitches):
 
     ``reject_all`` answers ``error_code`` 500 DATA_INCORRECT with HTTP 200.
     """
+
+    ask_supplement: bool = Field(
+        default=False,
+        description="Answer each new dossier ketQua BO_SUNG (supplement needed), unapplied, and "
+        "hold it until POST /_sim/supplements/{maHoSo} brings the supplement",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +147,46 @@ Act = Registration | Removal
 """What the residence software did for one dossier."""
 
 
+@dataclass(frozen=True, slots=True)
+class HeldDossier:
+    """A dossier the officer asked a supplement for: the act waits until it is brought."""
+
+    dossier_code: str
+    asked_at: datetime
+    #: Acts on the dossier once the supplement is there (the call's checked fields bound).
+    act: Callable[[], tuple[Act, bool]]
+
+    def answer(self) -> dict[str, Any]:
+        """The body the partner answers while it waits: BO_SUNG with what is missing."""
+        return {
+            "error_code": 0,
+            "message": "Thành công",
+            "maHoSo": self.dossier_code,
+            "ketQua": _SUPPLEMENT,
+            "soHoKhau": None,
+            "thoiGian": self.asked_at.strftime("%Y%m%d%H%M%S"),
+            "lyDo": _SUPPLEMENT_REASON,
+        }
+
+
+class SupplementBrought(BaseModel):
+    """The body of ``POST /_sim/supplements/{maHoSo}``: where to push the outcome, if anywhere."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    push_to: str | None = Field(
+        default=None,
+        description="URL the outcome is pushed to as JSON (the bus's /v1/inbound/residence)",
+    )
+
+
 @dataclass(kw_only=True)
 class SimulatorState(RegisterState[SimulatorFaults, Act]):
     """The simulator's in-memory register and counters; safe to share between threads."""
 
     faults: SimulatorFaults = field(default_factory=SimulatorFaults)
+    #: Dossiers waiting for the citizen's supplement, by code.
+    held: dict[str, HeldDossier] = field(default_factory=dict)
 
     @property
     def last_xroad(self) -> dict[str, str]:
@@ -173,6 +230,30 @@ class SimulatorState(RegisterState[SimulatorFaults, Act]):
             )
 
         return self.apply_once(dossier_code, make)
+
+    def hold(self, dossier_code: str, act: Callable[[], tuple[Act, bool]]) -> HeldDossier:
+        """Ask a supplement for the dossier instead of acting; a repeat gets the same request."""
+        with self.lock:
+            held = self.held.get(dossier_code)
+            if held is None:
+                held = HeldDossier(dossier_code, self.clock().astimezone(VN_TZ), act)
+                self.held[dossier_code] = held
+            return held
+
+    def bring_supplement(self, dossier_code: str) -> tuple[Act, bool] | None:
+        """The supplement arrived: act on the held dossier once; None when none is held."""
+        with self.lock:
+            held = self.held.pop(dossier_code, None)
+        return None if held is None else held.act()
+
+    def counters(self) -> dict[str, Any]:
+        """The register's counters, with the dossiers waiting for a supplement."""
+        return {**super().counters(), "held": sorted(self.held)}
+
+    def forget(self) -> None:
+        """Forget every record, number and held dossier."""
+        super().forget()
+        self.held.clear()
 
     def _household_number(self, province: str, moment: datetime) -> str:
         """14 digits: province, year, sequence (the shape of the register's numbers)."""
@@ -282,7 +363,15 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         sick = await sick_answer(request, sim, _SICK)
         if sick is not None:
             return sick
-        return answer_dossier_act(sim.current_faults(), read, raw, act, kind)
+        faults = sim.current_faults()
+
+        def act_or_hold(**fields: str) -> tuple[Act | HeldDossier, bool]:
+            code = fields["dossier_code"]
+            if code in sim.held or (faults.ask_supplement and sim.lookup(code) is None):
+                return sim.hold(code, lambda: act(**fields)), False
+            return act(**fields)
+
+        return answer_dossier_act(faults, read, raw, act_or_hold, (kind, HeldDossier))
 
     @app.post(REGISTER_PATH, tags=["cư trú"])
     async def register(request: Request) -> Response:
@@ -294,6 +383,22 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         """xoaDangKyThuongTru: remove a deceased's residence; a repeat gets the first answer."""
         return await act_once(request, _read_removal, sim.remove, Removal)
 
+    @app.post("/_sim/supplements/{dossier_code}", tags=["simulator"])
+    async def bring_supplement(
+        dossier_code: str, brought: SupplementBrought | None = None
+    ) -> Response:
+        """The citizen brought the supplement: act on the held dossier, push the outcome."""
+        done = sim.bring_supplement(dossier_code)
+        if done is None:
+            missing = f"no dossier {dossier_code} waits for a supplement"
+            return JSONResponse({"detail": missing}, 404)
+        body = done[0].answer()
+        pushed: int | None = None
+        if brought is not None and brought.push_to:
+            async with httpx.AsyncClient(timeout=10) as client:
+                pushed = (await client.post(brought.push_to, json=body)).status_code
+        return JSONResponse({"answer": body, "pushed": pushed})
+
     @app.get(LOOKUP_PATH, tags=["cư trú"])
     async def lookup(request: Request, maHoSo: str | None = None) -> Response:
         """traCuuHoSo: what was done for one dossier, error_code 201 when unknown."""
@@ -302,7 +407,7 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
             return sick
         if not maHoSo:
             return gateway_error(Code.RECORD_UNCOMPLETE, "Thiếu tham số maHoSo")
-        record = sim.lookup(maHoSo)
+        record: Act | HeldDossier | None = sim.lookup(maHoSo) or sim.held.get(maHoSo)
         if record is None:
             return gateway_error(Code.RECORD_NOT_FOUND, "Không tìm thấy hồ sơ")
         return JSONResponse(record.answer())

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from bus.connector import Connector, ConnectorConfig, Delivery, DeliveryReceipt, NoAuth
 from bus.errors import InvalidMessage, MappingError, PartnerRejected, PartnerUnavailable
@@ -26,7 +27,8 @@ from connectors.residence import (
     SimulatorState,
     create_simulator_app,
 )
-from connectors.residence.simulator import Registration, Removal
+from connectors.residence.simulator import HeldDossier, Registration, Removal
+from connectors.residence.wire import LOOKUP_PATH
 from contracts import (
     DOSSIER_DATASCHEMA,
     EVENT_DOSSIER_SUBMITTED,
@@ -194,6 +196,7 @@ async def test_delivery_is_registered(
         "duplicates": 0,
         "requests": 1,
         "applied_codes": [dossier.code],
+        "held": [],
     }
     registration = state.lookup(dossier.code)
     assert registration is not None and registration.child_full_name == "Nguyễn Thị Bình"
@@ -499,7 +502,13 @@ async def test_reset_clears_faults_and_counters(
     await set_faults(sim, error_rate=1.0)
     await sim.post("/_sim/reset")
     assert (await sim.get("/_sim/faults")).json()["error_rate"] == 0
-    assert await stats(sim) == {"applied": 0, "duplicates": 0, "requests": 0, "applied_codes": []}
+    assert await stats(sim) == {
+        "applied": 0,
+        "duplicates": 0,
+        "requests": 0,
+        "applied_codes": [],
+        "held": [],
+    }
 
 
 async def test_fault_switches_are_validated(sim: httpx.AsyncClient) -> None:
@@ -573,6 +582,7 @@ async def test_death_step_removes_the_permanent_residence(
         "duplicates": 0,
         "requests": 1,
         "applied_codes": [dossier.code],
+        "held": [],
     }
     record = state.lookup(dossier.code)
     assert isinstance(record, Removal)
@@ -790,3 +800,52 @@ async def test_lookup_answers_a_removal(
     finally:
         await client.aclose()
     assert (known.body["ketQua"], known.body["soHoKhau"]) == ("DA_XOA", receipt.partner_reference)
+
+
+# --- a supplement asked, then brought ----------------------------------------------------
+
+
+async def test_a_supplement_request_holds_the_dossier_until_it_is_brought(
+    connector: ResidenceConnector, sim: httpx.AsyncClient, state: SimulatorState
+) -> None:
+    """With ask_supplement the call is answered BO_SUNG (5) and nothing is registered, a repeat
+    gets the same request; bringing the supplement registers the dossier once and pushes the
+    outcome where it is told to."""
+    await set_faults(sim, ask_supplement=True)
+    dossier = birth_dossier()
+    first = await connector.deliver(make_delivery(dossier))
+    again = await connector.deliver(make_delivery(dossier))
+    assert first.status is again.status is DossierStatus.SUPPLEMENT_REQUESTED
+    assert first.note == again.note and first.note is not None and "bổ sung" in first.note
+    assert first.partner_reference is None
+    assert state.lookup(dossier.code) is None
+    assert isinstance(state.held[dossier.code], HeldDossier)
+    looked_up = await sim.get(LOOKUP_PATH, params={"maHoSo": dossier.code})
+    assert looked_up.json()["ketQua"] == "BO_SUNG"
+
+    pushed: list[dict[str, Any]] = []
+    inbound = FastAPI()
+
+    @inbound.post("/v1/inbound/residence")
+    async def receive(body: dict[str, Any]) -> dict[str, Any]:
+        pushed.append(body)
+        return {"error_code": 0, "message": "Thành công"}
+
+    with serve_app(inbound) as bus_url:
+        brought = await sim.post(
+            f"/_sim/supplements/{dossier.code}",
+            json={"push_to": f"{bus_url}/v1/inbound/residence"},
+        )
+    assert brought.status_code == 200, brought.text
+    outcome = brought.json()
+    assert outcome["pushed"] == 200 and pushed == [outcome["answer"]]
+    assert outcome["answer"]["ketQua"] == "DA_DANG_KY" and outcome["answer"]["soHoKhau"]
+    counters = await stats(sim)
+    assert (counters["applied_codes"], counters["held"]) == ([dossier.code], [])
+    assert (await sim.post(f"/_sim/supplements/{dossier.code}")).status_code == 404
+
+    # Once registered, a repeated call is answered from the register, not asked again.
+    later = await connector.deliver(make_delivery(dossier))
+    assert later.status is DossierStatus.PROCESSED
+    assert later.partner_reference == outcome["answer"]["soHoKhau"]
+    assert (await stats(sim))["applied"] == 1

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,11 +27,12 @@ from bus.testing import TcpProxy, serve_app
 from bus.topology import Names
 from bus.worker import run_workers
 from contracts import sample_birth_dossier_json
-from tests.conftest import AMQP_URL, make_settings
-from tests.integration.conftest import Simulator
+from tests.conftest import ALL_BUNDLES, AMQP_URL, make_settings
+from tests.integration.conftest import BIRTH_CONNECTORS, LinkagePartners, Simulator
 from tests.integration.helpers import (
     assert_exactly_once,
     push_dossiers,
+    read_ledger,
     wait_until_applied,
 )
 
@@ -95,11 +96,15 @@ async def test_cutting_the_broker_link_during_ingest_loses_nothing(
             await runtime.close()
 
 
-def _worker_process(settings: Settings, log: Path) -> subprocess.Popen[str]:
+def _worker_process(
+    settings: Settings, log: Path, connectors: Sequence[str] = ("civil_status",)
+) -> subprocess.Popen[str]:
+    """A ``bus worker`` process for ``connectors``, returned once it says it is consuming."""
     env = {**os.environ, **settings.as_environment()}
+    chosen = [arg for connector in connectors for arg in ("--connector", connector)]
     with log.open("a") as stderr:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", "worker", "--connector", "civil_status"],
+            [sys.executable, "-m", "bus.cli", "worker", *chosen],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -157,6 +162,79 @@ async def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(
             second.send_signal(signal.SIGTERM)
             await asyncio.to_thread(second.wait, 30)
         assert second.returncode == 0
+
+
+async def test_a_worker_killed_mid_bundle_finishes_every_run_once(
+    namespace: str,
+    sqlite_url: str,
+    simulator: Simulator,
+    partners: LinkagePartners,
+    broker_cleanup: list[str],
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of the worker process that runs the birth bundle's three agencies while 300
+    dossiers are in their runs: after a restart every run ends at 9, each agency applied each
+    dossier once, and each dossier has one delivered hop per agency and one event per step."""
+    settings = make_settings(
+        namespace,
+        sqlite_url,
+        connector_endpoints={"civil_status": simulator.url, **partners.endpoints},
+        linkage_bundles=ALL_BUNDLES,
+    )
+    log = tmp_path / "worker.log"
+    agencies = (simulator.state, partners.residence, partners.social_insurance)
+    with serve_app(create_app(settings), lifespan="on") as api:
+        first = await asyncio.to_thread(_worker_process, settings, log, BIRTH_CONNECTORS)
+
+        async def kill_mid_bundle() -> None:
+            # Residence acts second: with 40 done, runs stand at every step when the kill lands.
+            while partners.residence.stats()["applied"] < 40:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            first.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(first.wait)
+
+        killer = asyncio.create_task(kill_mid_bundle())
+        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+            pushed = await push_dossiers(client, range(1, 301), concurrency=16)
+        await asyncio.wait_for(killer, 60)
+        assert first.returncode == -signal.SIGKILL
+        at_kill = [state.stats()["applied"] for state in agencies]
+        assert min(at_kill) < 300, f"every run ended before the kill: {at_kill}"
+
+        second = await asyncio.to_thread(_worker_process, settings, log, BIRTH_CONNECTORS)
+        try:
+            assert len(pushed.accepted) == 300, pushed.refused
+            for state in agencies:
+                await wait_until_applied(state, pushed.accepted, timeout=180)
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                ledger = await read_ledger(settings, pushed.accepted)
+                settled = ledger.processed == 300 and ledger.unsent_events == 0
+                if settled or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(second.wait, 30)
+        assert second.returncode == 0
+    for state in agencies:
+        counters = state.stats()
+        assert counters["applied"] == len(set(counters["applied_codes"])) == 300
+        assert set(counters["applied_codes"]) == pushed.accepted
+    assert ledger.processed == 300 and ledger.unsent_events == 0
+    # One delivered hop per agency; events: started, step 1 done, one later step, all done (9).
+    assert {code: ledger.delivered_hops[code] for code in pushed.accepted} == dict.fromkeys(
+        pushed.accepted, 3
+    )
+    assert {code: ledger.status_events[code] for code in pushed.accepted} == dict.fromkeys(
+        pushed.accepted, 4
+    )
+    print(
+        f"\n  in: 300 birth dossiers answered 202; killed with {at_kill} applied"
+        f" (civil status, residence, health insurance)"
+        f"\n  out: 300 runs at 9, each agency 300 applied once"
+        f" ({sum(s.stats()['duplicates'] for s in agencies)} repeated calls answered from records)"
+    )
 
 
 @pytest.fixture
