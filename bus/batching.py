@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from bus.errors import Backlogged
+
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
@@ -26,10 +28,16 @@ class Batcher(Generic[Item, Result]):
     """Runs ``handler`` over batches of submitted items from a single background task."""
 
     def __init__(
-        self, handler: BatchHandler[Item, Result], *, max_batch: int = 500, name: str = "batch"
+        self,
+        handler: BatchHandler[Item, Result],
+        *,
+        max_batch: int = 500,
+        name: str = "batch",
+        max_pending: int | None = None,
     ) -> None:
         self._handler = handler
         self._max_batch = max_batch
+        self._max_pending = max_pending
         self._name = name
         # ``None`` is the stop sentinel: everything queued before it is still handled.
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]] | None] = asyncio.Queue()
@@ -53,6 +61,8 @@ class Batcher(Generic[Item, Result]):
         """Queue ``item`` and wait until the batch that holds it has been handled."""
         if self._task is None or self._task.done():
             raise RuntimeError(f"batcher {self._name} is not running")
+        if self._max_pending is not None and self._queue.qsize() >= self._max_pending:
+            raise Backlogged(f"{self._name}: {self._max_pending} items already wait")
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
         return await future

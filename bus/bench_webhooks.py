@@ -38,9 +38,11 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.api.auth import API_KEY_HEADER
 from bus.processes import Supervisor, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.runtime import retry_tiers
+from bus.security.demo import make_demo_clients
 from bus.settings import Settings
 from bus.store.database import create_engine
 from bus.store.schema import dossiers, outbox
@@ -110,9 +112,10 @@ async def _delete_queue(amqp_url: str, queue: str) -> None:
         await connection.close()
 
 
-async def _push(api: str, bodies: list[dict[str, object]], concurrency: int) -> None:
+async def _push(api: str, bodies: list[dict[str, object]], concurrency: int, api_key: str) -> None:
     pending = list(reversed(bodies))
-    async with httpx.AsyncClient(base_url=api, timeout=60) as client:
+    headers = {API_KEY_HEADER: api_key}
+    async with httpx.AsyncClient(base_url=api, timeout=60, headers=headers) as client:
 
         async def sender() -> None:
             while pending:
@@ -170,7 +173,10 @@ async def run_phase(
     database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / f'run{run}.sqlite3'}"
     simulator_port, receiver_port, api_port = _free_port(), _free_port(), _free_port()
     simulator, receiver = f"http://127.0.0.1:{simulator_port}", f"http://127.0.0.1:{receiver_port}"
+    clients = make_demo_clients(ConnectorRegistry.discover(), workdir / f"clients{run}.yaml")
     settings = Settings(
+        clients_file=str(clients.path),
+        token_key_file=str(workdir / "token-ed25519.pem"),
         amqp_url=args.amqp_url,
         database_url=database_url,
         namespace=f"bench{uuid.uuid4().hex[:8]}",
@@ -212,7 +218,8 @@ async def run_phase(
         if index == 0:
             await _delete_queue(args.amqp_url, names.webhooks)
         elif index == 2:
-            async with httpx.AsyncClient(base_url=api) as client:
+            operator = {API_KEY_HEADER: clients.secrets["demo-operator"]}
+            async with httpx.AsyncClient(base_url=api, headers=operator) as client:
                 answer = await client.post(
                     "/v1/subscriptions",
                     json={"url": f"{receiver}/hook", "routing_keys": ["dossier.#"]},
@@ -228,7 +235,7 @@ async def run_phase(
         codes = {str(body["code"]) for body in bodies}
         cpu_before = _cpu_seconds(worker.pid), _cpu_seconds(api_process.pid)
         started = time.monotonic()
-        await _push(api, bodies, args.concurrency)
+        await _push(api, bodies, args.concurrency, clients.one_stop_secret)
         ingested = time.monotonic()
         await _until(lambda: _event_path_done(engine, codes), timeout=600)
         finished = time.monotonic()

@@ -13,9 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from bus.cli_audit import app as audit_app
+from bus.cli_clients import app as clients_app
 from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
 from bus.cli_mappings import app as mappings_app
+from bus.security.masking import install_log_masking, quiet_payload_loggers
 from bus.settings import Settings, get_settings, redact_url
 
 app = typer.Typer(
@@ -28,18 +31,19 @@ console = Console()
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
+app.add_typer(clients_app, name="clients")
+app.add_typer(audit_app, name="audit")
 
 
 def _logging(verbose: bool) -> None:
+    install_log_masking()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Reconnection chatter from the AMQP client is noise at INFO.
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Libraries that log message bodies at DEBUG (personal data), and chatter at INFO.
+    quiet_payload_loggers()
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -106,14 +110,22 @@ def run(
 
 @app.command()
 def demo(
+    api_key: Annotated[
+        str,
+        typer.Option(
+            envvar="BUS_API_KEY",
+            help="Secret of a client that may submit dossiers at 000.00.10.H12 "
+            "(`bus run` prints demo-one-stop's).",
+        ),
+    ],
     url: Annotated[
         str, typer.Option(help="Base URL of a running bus API.")
     ] = "http://127.0.0.1:8000",
 ) -> None:
-    """Push a sample birth-registration dossier to a running bus and print its journey."""
+    """Push a sample birth and death dossier to a running bus and print their journeys."""
     from bus.demo import push_and_follow
 
-    raise typer.Exit(push_and_follow(get_settings(), url, console=console))
+    raise typer.Exit(push_and_follow(get_settings(), url, api_key, console=console))
 
 
 @app.command("config")

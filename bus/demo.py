@@ -16,8 +16,11 @@ import httpx
 import orjson
 from rich.console import Console
 
+from bus.api.auth import API_KEY_HEADER
 from bus.processes import Supervisor, ensure_port_free, python_module, wait_http
 from bus.registry import ConnectorRegistry
+from bus.security.clients import AgencyClient
+from bus.security.demo import DemoClients, make_demo_clients
 from bus.settings import Settings
 from bus.store.migrate import upgrade
 from bus.topology import Names
@@ -33,6 +36,9 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     upgrade(settings.database_url)  # once, before several processes race to do it
     supervisor = Supervisor()
     _add_demo_environment(supervisor, registry, console)
+    clients = make_demo_clients(registry)
+    supervisor.env["BUS_CLIENTS_FILE"] = str(clients.path)
+    _print_credentials(clients, console)
     # A service manager stops us with SIGTERM: take the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -74,7 +80,7 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
         console.print(f"API     [bold green]{base_url}[/]  (OpenAPI: {base_url}/docs)")
         if demo:
             time.sleep(0.5)  # let the workers finish subscribing before the first dossier
-            push_and_follow(settings, base_url, console=console)
+            push_and_follow(settings, base_url, clients.one_stop_secret, console=console)
         console.print("\n[bold]The bus is running.[/] Press Ctrl-C to stop.")
         while (failure := supervisor.failed()) is None:
             time.sleep(0.5)
@@ -88,6 +94,28 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
         return 1
     finally:
         supervisor.stop()
+
+
+def _print_credentials(clients: DemoClients, console: Console) -> None:
+    """The demo's clients and their secrets, whole (they are copied from here): made for this
+    run, shown once."""
+    console.print(
+        f"[bold]Demo clients[/] (fresh each run, hashes in {clients.path}); "
+        "call the API with the header X-API-Key: <secret>"
+    )
+    for client in clients.directory.clients:
+        console.print(f"  [cyan]{client.id}[/] ({client.agency}): {_rights(client)}")
+        console.print(f"    {clients.secrets[client.id]}", markup=False, highlight=False)
+
+
+def _rights(client: AgencyClient) -> str:
+    if client.operator:
+        return "everything (operator)"
+    if client.connectors:
+        return "push as " + ", ".join(client.connectors)
+    if client.procedures:
+        return "submit dossiers"
+    return "read every dossier's progress"
 
 
 def _add_demo_environment(
@@ -111,15 +139,16 @@ def _add_demo_environment(
 
 
 def push_and_follow(
-    settings: Settings, base_url: str, *, console: Console, timeout: float = 60.0
+    settings: Settings, base_url: str, api_key: str, *, console: Console, timeout: float = 60.0
 ) -> int:
-    """POST a sample birth and a sample death dossier, then print each one's linkage run: its
-    steps, every hop and the status events a portal receives."""
-    return asyncio.run(_push_and_follow(settings, base_url, console, timeout))
+    """POST a sample birth and a sample death dossier as the client holding ``api_key``, then
+    print each one's linkage run: its steps, every hop and the status events a portal
+    receives."""
+    return asyncio.run(_push_and_follow(settings, base_url, api_key, console, timeout))
 
 
 async def _push_and_follow(
-    settings: Settings, base_url: str, console: Console, timeout: float
+    settings: Settings, base_url: str, api_key: str, console: Console, timeout: float
 ) -> int:
     names = Names(settings.namespace)
     connection = await aio_pika.connect_robust(settings.amqp_url)
@@ -135,7 +164,8 @@ async def _push_and_follow(
             ("death", sample_death_dossier(sequence=sequence + 1, received_at=received_at)),
         ]
         failures = 0
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        headers = {API_KEY_HEADER: api_key}
+        async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=headers) as client:
             for kind, dossier in samples:
                 failures += await _follow_one(client, portal_queue, kind, dossier, console, timeout)
         return 1 if failures else 0

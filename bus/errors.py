@@ -62,6 +62,13 @@ class BrokerUnavailable(TransientError):
     fault_code = "BROKER_UNAVAILABLE"
 
 
+class Backlogged(TransientError):
+    """Raised when more work already waits than a process queues: the load is shed ("busy,
+    retry") rather than let waiting requests pile up without bound."""
+
+    fault_code = "BACKLOGGED"
+
+
 class Unroutable(TransientError):
     """Raised when a mandatory message matched no queue: its consumer's queue is not declared."""
 

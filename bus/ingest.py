@@ -66,7 +66,10 @@ class IngestService:
         # BUS_MAKEUP_WORKING_DAYS stops the process at start-up.
         self._calendar = calendar or calendar_from_settings(runtime.settings)
         self._batcher: Batcher[IngestRequest, IngestReceipt] = Batcher(
-            self._write, max_batch=runtime.settings.batch_max, name="ingest"
+            self._write,
+            max_batch=runtime.settings.batch_max,
+            name="ingest",
+            max_pending=runtime.settings.ingest_max_pending,
         )
 
     def start(self) -> None:

@@ -50,7 +50,7 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import PartnerRejected, PartnerUnavailable, PermanentError
-from contracts import VN_TZ, mask_citizen_id
+from contracts import VN_TZ, mask_personal_numbers
 
 __all__ = [
     "GATEWAY_ERRORS",
@@ -61,7 +61,6 @@ __all__ = [
     "RestClient",
     "RestReply",
     "SessionOptions",
-    "mask_personal_numbers",
     "translate_errors",
     "xroad_headers",
 ]
@@ -90,14 +89,8 @@ _MESSAGE_FIELDS: Final = ("message", "error_message", "moTa", "msg", "detail", "
 _MAX_MESSAGE: Final = 300
 # 9 digits (old identity card), 12 (CCCD), the typos in between and around, and phone numbers;
 # dates (8 or 14 digits) stay readable.
-_PERSONAL_NUMBER: Final = re.compile(r"(?<!\d)\d{9,13}(?!\d)")
 _GATEWAY_CODE: Final = re.compile(r"-?\d{1,6}")
 _CODE_LIMIT: Final = 1_000_000
-
-
-def mask_personal_numbers(text: str) -> str:
-    """Mask every run of 9 to 13 digits (identity and phone numbers) in free text."""
-    return _PERSONAL_NUMBER.sub(lambda match: mask_citizen_id(match.group()), text)
 
 
 class MalformedReply(ValueError):

@@ -86,8 +86,61 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted (bytes)."
     )
+    ingest_max_pending: int = Field(
+        default=5000,
+        ge=1,
+        description="Dossiers that may wait for the store's next commit in one API process; "
+        "past it a submission is answered 503 with Retry-After instead of queuing.",
+    )
     max_json_depth: int = Field(
         default=32, ge=2, le=512, description="Deepest JSON nesting accepted in a request."
+    )
+
+    # --- who may call: clients, tokens, certificates ------------------------------------------
+    clients_file: str = Field(
+        default="var/clients.yaml",
+        description="The client directory (YAML: each agency client, its rights, hashes of its "
+        "secrets and certificates). Without it every request but health is refused; "
+        "`bus clients add` creates it.",
+    )
+    token_key_file: str = Field(
+        default="var/keys/token-ed25519.pem",
+        description="Ed25519 key that signs access tokens; created if absent. Give every API "
+        "process the same file.",
+    )
+    token_ttl_seconds: int = Field(
+        default=600, ge=30, le=3600, description="Lifetime of an access token (seconds)."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks of the TLS-terminating proxies whose forwarded "
+        "client certificate is believed (JSON list); empty: none is.",
+    )
+    client_rate_limit: str = Field(
+        default="200/second;6000/minute",
+        description="Requests each client may make (a client's own `rate_limit` in the directory "
+        "wins); past it, 429 with Retry-After.",
+    )
+    auth_failure_rate_limit: str = Field(
+        default="30/minute",
+        description="Failed authentications an address may make before it is answered 429.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where rate limits are counted: `memory://` (per API process) or "
+        "`redis://host:6379` (once for the cluster).",
+    )
+    signature_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="How old a signed request may be (its `created`); older ones, and repeated "
+        "nonces within this time, are refused.",
+    )
+    client_cert_header: str = Field(
+        default="X-Client-Cert",
+        description="Header in which a trusted proxy forwards the verified client certificate "
+        "(URL-encoded PEM, nginx's $ssl_client_escaped_cert).",
     )
 
     # --- events for consumers: webhooks and Server-Sent Events -------------------------------

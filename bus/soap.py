@@ -3,7 +3,7 @@
 A connector whose ``connector.toml`` says ``kind = "soap"`` builds one :class:`SoapClient` from
 its configuration and calls the operation once per delivery::
 
-    client = SoapClient(config, redact=mask_identity_numbers)
+    client = SoapClient(config, redact=mask_personal_numbers)
     reply = await client.call(arguments, issue=dossier.code, message_id=delivery.message_id)
     reply.body              # the answer as plain dicts, lists and scalars
     reply.request_size      # envelope bytes sent; also response_size, sent_at, answered_at

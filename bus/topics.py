@@ -9,9 +9,16 @@ separated by dots, ``*`` stands for exactly one word and ``#`` for zero or more 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Final
 
-__all__ = ["TOPIC_PATTERN", "is_topic_pattern", "literal_prefix", "topic_matches"]
+__all__ = [
+    "TOPIC_PATTERN",
+    "is_topic_pattern",
+    "literal_prefix",
+    "pattern_within",
+    "topic_matches",
+]
 
 TOPIC_PATTERN: Final = r"^(?:\*|#|[A-Za-z0-9_-]+)(?:\.(?:\*|#|[A-Za-z0-9_-]+))*$"
 """What the bus accepts as a pattern: words of letters, digits, ``-`` and ``_``, or ``*``, ``#``."""
@@ -54,3 +61,30 @@ def literal_prefix(pattern: str) -> str:
             break
         words.append(part)
     return ".".join(words)
+
+
+def pattern_within(requested: str, allowed: str) -> bool:
+    """Whether every routing key ``requested`` matches is also matched by ``allowed``.
+
+    How a subscription is checked against a client's rights: ``dossier.status.9.#`` is within
+    ``dossier.status.#``, ``dossier.#`` is not. RabbitMQ has no such test, and no library
+    offers one; it is a walk over both patterns' words (memoized, so linear in their product).
+    """
+    wanted, granted = requested.split("."), allowed.split(".")
+
+    @cache
+    def covered(i: int, j: int) -> bool:
+        # Does granted[j:] match every key that wanted[i:] matches?
+        if j < len(granted) and granted[j] == "#":
+            # ``#`` matches nothing more, or swallows the next word whatever it stands for.
+            return covered(i, j + 1) or (i < len(wanted) and covered(i + 1, j))
+        if i == len(wanted) or j == len(granted):
+            return i == len(wanted) and j == len(granted)
+        word, rule = wanted[i], granted[j]
+        if word == "#":
+            return False  # only a ``#`` covers any number of words
+        if word == "*":
+            return rule == "*" and covered(i + 1, j + 1)
+        return rule in ("*", word) and covered(i + 1, j + 1)
+
+    return covered(0, 0)

@@ -2,8 +2,9 @@
 
 Partner payloads are untrusted. :func:`parse_xml` refuses, with :class:`UnsafeXml`, anything a
 message between agencies never needs and an attacker loves: DOCTYPEs (and with them entity
-declarations, "billion laughs" and external entities), XInclude, oversized input, absurd nesting
-and bytes that are not UTF-8. Never call ``lxml.etree.fromstring`` on partner data directly.
+declarations, "billion laughs" and external entities), XInclude, processing instructions,
+oversized input, absurd nesting and bytes that are not UTF-8. Never call ``lxml.etree.fromstring``
+on partner data directly.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def _make_parser() -> Any:
         load_dtd=False,
         dtd_validation=False,
         huge_tree=False,
-        remove_pis=True,
+        # Kept, to be refused by _check_tree: dropping them would apply a message whose sender
+        # asked for processing the bus does not do.
+        remove_pis=False,
     )
     parser.resolvers.add(_RefuseAll())
     return parser
@@ -60,9 +63,10 @@ def parse_xml(
 
     Raises :class:`UnsafeXml` when the input is larger than ``max_bytes``, is not valid UTF-8
     (or declares another encoding), contains a DOCTYPE or any DTD declaration, uses XInclude,
-    nests elements deeper than ``max_depth`` (the root is depth 1), or is not well-formed.
-    Processing instructions are dropped. A literal ``<!DOCTYPE``/``<!ENTITY`` even inside a
-    comment or CDATA section is refused too: no partner message needs one.
+    nests elements deeper than ``max_depth`` (the root is depth 1), holds a processing
+    instruction (SOAP 1.1 and 1.2 forbid them in a message; ``<?xml …?>``, the declaration, is
+    none), or is not well-formed. A literal ``<!DOCTYPE``/``<!ENTITY`` even inside a comment or
+    CDATA section is refused too: no partner message needs one.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise UnsafeXml(f"XML must be given as bytes, not {type(data).__name__}")
@@ -109,7 +113,11 @@ def _check_utf8(data: bytes) -> None:
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:
-    """Walk the tree once, iteratively, refusing deep nesting, XInclude and entity references."""
+    """Walk the tree once, iteratively, refusing deep nesting, XInclude, entity references and
+    processing instructions (also before or after the root element)."""
+    for sibling in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        if sibling.tag is etree.PI:
+            raise UnsafeXml(f"XML processing instruction refused: <?{sibling.target}?>")
     stack: list[tuple[etree._Element, int]] = [(root, 1)]
     while stack:
         element, depth = stack.pop()
@@ -117,6 +125,8 @@ def _check_tree(root: etree._Element, max_depth: int) -> None:
             raise UnsafeXml(f"XML nests elements deeper than the {max_depth} levels allowed")
         if element.tag is etree.Entity:
             raise UnsafeXml(f"XML entity reference refused: {element.text!r}")
+        if element.tag is etree.PI:
+            raise UnsafeXml(f"XML processing instruction refused: <?{element.target}?>")
         tag = element.tag
         if isinstance(tag, str) and tag.startswith("{"):
             namespace = tag[1:].partition("}")[0]

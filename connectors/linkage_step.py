@@ -21,8 +21,8 @@ from typing import Any, Final, TypeVar, cast
 from bus.connector import Delivery, DeliveryReceipt
 from bus.errors import InvalidMessage, MappingError
 from bus.mapping import MessageMapping
-from bus.rest import MalformedReply, RestClient, RestReply, mask_personal_numbers, translate_errors
-from contracts import Dossier, StatusChange
+from bus.rest import MalformedReply, RestClient, RestReply, translate_errors
+from contracts import Dossier, StatusChange, mask_personal_numbers
 
 __all__ = [
     "BIRTH_CERTIFICATE_KEY",

@@ -21,6 +21,7 @@ from contracts.codes import (
     is_procedure_code,
     make_dossier_code,
     mask_citizen_id,
+    mask_personal_numbers,
     procedure_base,
 )
 from contracts.dossier import (
@@ -147,6 +148,7 @@ __all__ = [
     "load_procedure_catalogue",
     "make_dossier_code",
     "mask_citizen_id",
+    "mask_personal_numbers",
     "procedure_base",
     "sample_birth_dossier",
     "sample_birth_dossier_json",

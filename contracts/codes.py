@@ -263,3 +263,27 @@ def mask_citizen_id(value: str) -> str:
     if len(value) <= 3:
         return "*" * len(value)
     return "*" * (len(value) - 3) + value[-3:]
+
+
+# Runs of 9 to 13 digits: CCCD (12), old CMND (9), phone (10), social-insurance (10) and tax
+# (10 or 13) numbers; the digits of a dossier code (6 and 4) and of a timestamp (14) are not,
+# nor are digits inside a word (a hash in hex, an id).
+_PERSONAL_NUMBER: Final = re.compile(r"(?<![0-9A-Za-z])\d{9,13}(?![0-9A-Za-z])")
+# A Vietnamese phone number written with spaces, dots or dashes: 0912 345 678, +84 912.345.678.
+_SPACED_PHONE: Final = re.compile(r"(?<![\d+])(?:\+84[ .-]?|0)\d{2,3}(?:[ .-]\d{3,4}){2}(?!\d)")
+
+
+def mask_personal_numbers(text: str) -> str:
+    """``text`` with every identity or phone number masked but its last 3 digits.
+
+    For anything that may reach a log line or an error message: a partner's note, an exception
+    text, an echoed request.
+    """
+
+    def spaced(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return mask_citizen_id(digits)
+
+    return _PERSONAL_NUMBER.sub(
+        lambda match: mask_citizen_id(match.group()), _SPACED_PHONE.sub(spaced, text)
+    )

@@ -5,7 +5,7 @@ Naive datetimes and bare numbers are rejected: a wrong hour on a due date is a m
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Final
 from zoneinfo import ZoneInfo
 
@@ -44,7 +44,19 @@ def to_vn(value: datetime) -> datetime:
             "datetime must include a UTC offset, e.g. {example}",
             {"example": _EXAMPLE},
         )
-    return value.astimezone(VN_TZ)
+    try:
+        # The bus stores and compares instants in UTC and shows them in Vietnam's time: an
+        # instant near year 1 or 9999 that either cannot express is refused here, not left
+        # to overflow later.
+        value.astimezone(UTC)
+        return value.astimezone(VN_TZ)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range",
+            "datetime is out of range: it must fall within years 1 to 9999 both in UTC and in "
+            "Asia/Ho_Chi_Minh, e.g. {example}",
+            {"example": _EXAMPLE},
+        ) from None
 
 
 VnDateTime = Annotated[datetime, BeforeValidator(_reject_numbers), AfterValidator(to_vn)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,13 +13,41 @@ import aio_pika
 import asyncpg
 import pytest
 
+from bus.security.clients import AgencyClient, ClientDirectory, ReadScope, hash_secret, save_clients
+from bus.security.masking import install_log_masking, quiet_payload_loggers
 from bus.settings import Settings
 from bus.topology import Names
+
+# As every bus process does at start-up: the logs the tests capture are the ones operators see.
+install_log_masking()
+quiet_payload_loggers()
 
 AMQP_URL = os.environ.get("BUS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_ADMIN_DSN = os.environ.get(
     "BUS_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+#: The secret of the test buses' one client, an operator with every right: tests that are not
+#: about access rights send it (tests/integration/test_access.py tries the rights themselves).
+TEST_OPERATOR_SECRET = "test-operator-" + "0" * 40
+AUTH = {"X-API-Key": TEST_OPERATOR_SECRET}
+TEST_AGENCY = "000.00.10.H12"
+_SECURITY_DIR = Path(tempfile.mkdtemp(prefix="lienthong-test-security-"))
+TEST_CLIENTS_FILE = _SECURITY_DIR / "clients.yaml"
+#: The test buses' operator: every right, and a limit no load test reaches.
+TEST_OPERATOR = AgencyClient(
+    id="test-operator",
+    name="The test suite",
+    agency=TEST_AGENCY,
+    secret_sha256=(hash_secret(TEST_OPERATOR_SECRET),),
+    procedures=("*",),
+    connectors=("*",),
+    read=ReadScope.ALL,
+    subscribe=("#",),
+    operator=True,
+    # Load and reliability tests push thousands of dossiers as this client.
+    rate_limit="1000000/second",
+)
+save_clients(TEST_CLIENTS_FILE, ClientDirectory((TEST_OPERATOR,)))
 FAST_RETRIES = (0.2, 0.4)
 #: Every retry tier a test may declare (FAST_RETRIES, and the slower ones of the reliability
 #: tests): the cleanup deletes them all, since a leaked quorum queue costs the broker for good.
@@ -81,6 +110,8 @@ def make_settings(namespace: str, database_url: str, **overrides: object) -> Set
         "delivery_limit": 5,
         "outbox_poll_interval": 0.05,
         "linkage_bundles": NO_BUNDLES,
+        "clients_file": str(TEST_CLIENTS_FILE),
+        "token_key_file": str(_SECURITY_DIR / "token-ed25519.pem"),
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -9,12 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from bus.api.problems import PROBLEM_JSON, Problem
+from bus.api.auth import Caller, require_read_all, require_readable_dossier
+from bus.api.problems import PROBLEM_JSON, require_dossier_code
+from bus.security.clients import AgencyClient
 from bus.store import deadlines as store
-from contracts import AlertKind, AlertScope, DossierStatus, VnDateTime, is_dossier_code
+from contracts import AlertKind, AlertScope, DossierStatus, VnDateTime
 
 router = APIRouter(tags=["alerts"])
 
@@ -49,10 +51,11 @@ class AlertList(BaseModel):
     "/v1/alerts",
     response_model=AlertList,
     summary="Deadline alerts raised, newest first",
-    responses={422: _PROBLEM},
+    responses={403: _PROBLEM, 422: _PROBLEM},
 )
 async def list_alerts(
     request: Request,
+    caller: Annotated[AgencyClient, Depends(require_read_all)],
     kind: Annotated[
         AlertKind | None, Query(description="Only at_risk or only overdue alerts")
     ] = None,
@@ -79,20 +82,11 @@ async def list_alerts(
     summary="The deadline alerts of one dossier",
     responses={404: _PROBLEM, 422: _PROBLEM},
 )
-async def dossier_alerts(request: Request, code: str) -> AlertList:
+async def dossier_alerts(request: Request, caller: Caller, code: str) -> AlertList:
     """Every alert raised about the dossier and its linkage steps, newest first."""
-    if not is_dossier_code(code):
-        raise Problem(
-            422,
-            "Invalid dossier code",
-            "a dossier code looks like 000.00.10.H12-240315-0001 (agency-YYMMDD-sequence)",
-            kind="validation",
-            errors=[{"field": "code", "problem": "not a dossier code"}],
-        )
-    engine = request.app.state.runtime.engine
-    rows = await store.list_alerts(engine, dossier_code=code, limit=1000)
-    if not rows and not await store.dossier_known(engine, code):
-        raise Problem(404, "Not found", f"no dossier {code} on this bus", kind="not-found")
+    require_dossier_code(code)
+    await require_readable_dossier(request, caller, code)
+    rows = await store.list_alerts(request.app.state.runtime.engine, dossier_code=code, limit=1000)
     return AlertList(alerts=[_record(row) for row in rows])
 
 

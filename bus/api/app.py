@@ -7,7 +7,7 @@ topology, relay) once; every request shares it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,8 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bus.api import alerts, dossiers, events_stream, inbound, stats, subscriptions
-from bus.api.problems import Problem, problem_handler, request_validation_handler
+from bus.api import alerts, dossiers, events_stream, inbound, oauth, stats, subscriptions
+from bus.api.auth import Security
+from bus.api.evidence import router as evidence_router
+from bus.api.problems import (
+    PROBLEM_JSON,
+    Problem,
+    problem_handler,
+    request_validation_handler,
+)
 from bus.errors import BusError
 from bus.ingest import IngestService
 from bus.registry import ConnectorRegistry
@@ -51,20 +58,28 @@ def create_app(
     app = FastAPI(
         title="Liên thông bus",
         summary="Inter-agency interoperability bus for provincial one-stop administration",
+        description=_AUTHENTICATION,
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Read when the app is made, not at start-up: a broken client directory stops the process
+    # before it listens, with the file and the problem named.
+    app.state.security = Security.from_settings(settings)
     app.add_exception_handler(Problem, problem_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(SQLAlchemyError, _unavailable)
     app.add_exception_handler(BusError, _unavailable)
+    app.include_router(oauth.router)
     app.include_router(dossiers.router)
     app.include_router(subscriptions.router)
     app.include_router(events_stream.router)
     app.include_router(inbound.router)
     app.include_router(stats.router)
     app.include_router(alerts.router)
+    app.include_router(evidence_router)
+
+    app.openapi = _documented_refusals(app)  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -87,6 +102,44 @@ def create_app(
         )
 
     return app
+
+
+_AUTHENTICATION = """Every operation but `/healthz`, `/readyz` and `/v1/oauth/token` needs an
+agency client's credentials: `Authorization: Bearer <token>` (OAuth2 client credentials at
+`POST /v1/oauth/token`), `X-API-Key: <secret>`, or a client certificate forwarded by a trusted
+TLS-terminating proxy. Clients that registered signing keys sign every request (RFC 9421)."""
+
+#: Operations anyone may call.
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/oauth/token"})
+_REFUSALS = {
+    "401": "No valid credentials (or signature): how to authenticate is in WWW-Authenticate",
+    "403": "The client's rights do not cover this",
+    "429": "The client (or its address, after failed authentications) is over its rate limit; "
+    "see Retry-After",
+}
+
+
+def _documented_refusals(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with the authentication refusals every protected operation may answer."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            if path in _PUBLIC_PATHS:
+                continue
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in _REFUSALS.items():
+                    responses.setdefault(
+                        status, {"description": description, "content": {PROBLEM_JSON: {}}}
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:

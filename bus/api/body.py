@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from bus.api.problems import Problem
+from bus.api.problems import Problem, field_path
 
 JSON_TYPES = ("application/json", "application/cloudevents+json")
 
@@ -78,6 +78,18 @@ def parse_json(body: bytes, *, max_depth: int) -> Any:
     # spares the walk for ordinary dossiers.
     if body.count(b"{") + body.count(b"[") > max_depth and _depth_exceeds(value, max_depth):
         raise _too_deep(max_depth)
+    # PostgreSQL stores no NUL character in text or JSONB: refused here as the client's error,
+    # not left to fail the commit as if the store were down. JSON carries one only as the
+    # escape \u0000, so the walk runs only for a body holding that text.
+    if b"\\u0000" in body:
+        where = _nul_at(value)
+        if where is not None:
+            raise Problem(
+                400,
+                "NUL character",
+                f"the text at {where} holds a NUL character (\\u0000), which no field may hold",
+                kind="encoding",
+            )
     return value
 
 
@@ -96,6 +108,24 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+def _nul_at(value: Any) -> str | None:
+    """The path of the first key or string holding a NUL character, if one does."""
+    stack: list[tuple[Any, tuple[int | str, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return field_path(path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return f"a key of {field_path(path)}"
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, index)) for index, child in enumerate(item))
+    return None
 
 
 def _too_large(limit: int) -> Problem:

@@ -9,15 +9,18 @@ import orjson
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from bus.api.auth import Caller, forbidden, may_read_dossier
 from bus.api.body import read_json_body
-from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
+from bus.api.problems import PROBLEM_JSON, Problem, require_dossier_code, validation_problem
 from bus.ingest import IngestService, Submission, UnroutableDossier
 from bus.linkage.book import LinkageBook
+from bus.registry import ConnectorRegistry
+from bus.security.clients import AgencyClient
 from bus.settings import Settings
 from bus.store.ingest import IngestConflict
 from bus.store.linkage import StoredRun, read_run
 from bus.store.queries import dossier_with_history
-from contracts import Dossier, DossierStatus, is_dossier_code
+from contracts import Dossier, DossierStatus
 
 router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
 
@@ -151,6 +154,7 @@ def _settings(request: Request) -> Settings:
 )
 async def submit_dossier(
     request: Request,
+    caller: Caller,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -175,6 +179,12 @@ async def submit_dossier(
         dossier = Dossier.model_validate(raw)
     except ValidationError as exc:
         raise validation_problem(exc.errors()) from exc
+    if not caller.may_submit_for(dossier.receiving_agency):
+        raise forbidden(
+            f"client {caller.id} submits for {caller.agency}, not {dossier.receiving_agency}"
+        )
+    if not caller.may_submit(dossier.procedure_code):
+        raise forbidden(f"client {caller.id} may not submit procedure {dossier.procedure_code}")
     if traceparent is not None and not _valid_traceparent(traceparent):
         traceparent = None  # a malformed trace header starts a new trace rather than failing
     service = _service(request)
@@ -227,22 +237,15 @@ async def submit_dossier(
     summary="A dossier's current state and hop-by-hop history",
     responses={404: _PROBLEM, 422: _PROBLEM},
 )
-async def get_dossier(request: Request, code: str) -> DossierView:
+async def get_dossier(request: Request, caller: Caller, code: str) -> DossierView:
     """The dossier as accepted, its current status, every hop recorded, and its events."""
-    if not is_dossier_code(code):
-        raise Problem(
-            422,
-            "Invalid dossier code",
-            "a dossier code looks like 000.00.10.H12-240315-0001 (agency-YYMMDD-sequence)",
-            kind="validation",
-            errors=[{"field": "code", "problem": "not a dossier code"}],
-        )
+    require_dossier_code(code)
     runtime = request.app.state.runtime
     # The run is read first: a reader that sees it ended then sees the dossier's final state
     # (both are committed together, but read here in two statements).
     run = await read_run(runtime.engine, code)
     found = await dossier_with_history(runtime.engine, code)
-    if found is None:
+    if found is None or not _readable(caller, found["dossier"], run, runtime.registry):
         raise Problem(404, "Not found", f"no dossier {code} on this bus", kind="not-found")
     row = found["dossier"]
     state = DossierState(
@@ -256,6 +259,14 @@ async def get_dossier(request: Request, code: str) -> DossierView:
         events=[EventRecord(**event) for event in found["events"]],
         linkage=_linkage_view(run, runtime.linkage.book),
     )
+
+
+def _readable(
+    caller: AgencyClient, row: dict[str, Any], run: StoredRun | None, registry: ConnectorRegistry
+) -> bool:
+    agencies = (row["receiving_agency"], row["handling_agency"])
+    steps = () if run is None else run.connectors.values()
+    return may_read_dossier(caller, agencies, steps, registry)
 
 
 def _linkage_view(stored: StoredRun | None, book: LinkageBook) -> LinkageView | None:

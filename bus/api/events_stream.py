@@ -28,6 +28,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from bus.api.auth import Caller, require_subscription_rights
 from bus.api.problems import PROBLEM_JSON, Problem
 from bus.errors import BrokerUnavailable
 from bus.runtime import Runtime
@@ -73,6 +74,7 @@ _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 
 )
 async def stream_events(
     request: Request,
+    caller: Caller,
     routing_key: Annotated[
         list[str] | None,
         Query(description="AMQP topic pattern(s) of the events to stream; default every event"),
@@ -114,6 +116,7 @@ async def stream_events(
                 if not is_topic_pattern(pattern)
             ],
         )
+    require_subscription_rights(caller, patterns)
     runtime: Runtime = request.app.state.runtime
     # The bell first, the stream's end second: an event recorded after that read is served,
     # and one published after the bell was bound rings it.

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from bus.api.auth import Caller, forbidden
 from bus.api.body import read_body
 from bus.api.problems import PROBLEM_JSON, Problem
 from bus.errors import UnknownConnector
@@ -21,6 +22,7 @@ from bus.inbound.answers import Answer, Verdict
 from bus.inbound.reading import looks_like, media_type_of
 from bus.inbound.service import InboundRoute, InboundService, InboundSetupError, NoInbound
 from bus.inbound.soap import version_for_media_type
+from bus.security.clients import AgencyClient
 
 router = APIRouter(prefix="/v1/inbound", tags=["inbound"])
 
@@ -61,6 +63,12 @@ def _route(request: Request, connector: str) -> InboundRoute:
         raise Problem(500, "Inbound misconfigured", str(exc), kind="configuration") from exc
 
 
+def _require_partner(caller: AgencyClient, connector: str) -> None:
+    """403 unless ``caller`` is the partner behind ``connector`` (or an operator)."""
+    if not (caller.may_push_as(connector) or caller.operator):
+        raise forbidden(f"client {caller.id} is not the partner of connector {connector}")
+
+
 def _response(answer: Answer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
@@ -96,7 +104,7 @@ def _response(answer: Answer) -> Response:
         }
     },
 )
-async def receive_push(request: Request, connector: ConnectorId) -> Response:
+async def receive_push(request: Request, caller: Caller, connector: ConnectorId) -> Response:
     """Map the partner's payload with the connector's inbound mapping and commit it.
 
     A status change moves its dossier forward (applied once, however often it is pushed) and is
@@ -106,6 +114,7 @@ async def receive_push(request: Request, connector: ConnectorId) -> Response:
     """
     received_at = datetime.now(UTC)
     route = _route(request, connector)
+    _require_partner(caller, connector)
     content_type = request.headers.get("content-type")
     try:
         raw = await read_body(request, max_bytes=request.app.state.settings.max_body_bytes)
@@ -122,10 +131,15 @@ async def receive_push(request: Request, connector: ConnectorId) -> Response:
 @router.get(
     "/{connector}",
     summary="What a connector's partner may push; with ?wsdl, the WSDL of its SOAP service",
-    responses={200: {"content": {"text/xml": {}, "application/json": {}}}, 404: _PROBLEM},
+    responses={
+        200: {"content": {"text/xml": {}, "application/json": {}}},
+        404: _PROBLEM,
+        422: _PROBLEM,
+    },
 )
 async def describe_inbound(
     request: Request,
+    caller: Caller,
     connector: ConnectorId,
     wsdl: Annotated[
         str | None,
@@ -134,6 +148,7 @@ async def describe_inbound(
 ) -> Response:
     """The connector's inbound messages, or its WSDL (``?wsdl``) for SOAP partners."""
     route = _route(request, connector)
+    _require_partner(caller, connector)
     address = str(request.url_for("receive_push", connector=connector))
     if wsdl is not None:
         if route.wsdl is None:

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from contracts import is_dossier_code
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -115,3 +117,15 @@ async def request_validation_handler(_request: Request, exc: Exception) -> JSONR
     """FastAPI's own parameter validation, in the same problem format."""
     assert isinstance(exc, RequestValidationError | ValidationError)
     return validation_problem(list(exc.errors())).response()
+
+
+def require_dossier_code(code: str) -> None:
+    """422 unless ``code`` has the shape of a dossier code (checked before any lookup)."""
+    if not is_dossier_code(code):
+        raise Problem(
+            422,
+            "Invalid dossier code",
+            "a dossier code looks like 000.00.10.H12-240315-0001 (agency-YYMMDD-sequence)",
+            kind="validation",
+            errors=[{"field": "code", "problem": "not a dossier code"}],
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.api.auth import require_read_all
 from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
 from bus.calendar import WorkingCalendar, calendar_from_settings
 from bus.settings import Settings
@@ -30,6 +31,8 @@ __all__ = ["clock", "router", "store_engine", "working_calendar"]
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "Problem details (RFC 9457)"}
 _TITLE: Final = "Invalid statistics query"
 _ISO_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_FIRST_DAY: Final = date.min + timedelta(days=1)
+_LAST_DAY: Final = date.max - timedelta(days=1)
 
 
 def _iso_day(value: object) -> object:
@@ -187,7 +190,8 @@ def clock() -> datetime:
     "",
     response_model=StatsAnswer,
     summary="Service-quality indicators (bộ chỉ số 766) over a period, per group",
-    responses={422: _PROBLEM, 503: _PROBLEM},
+    responses={403: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    dependencies=[Depends(require_read_all)],
 )
 async def get_stats(
     first_day: Annotated[
@@ -236,6 +240,14 @@ async def get_stats(
 
 def _period(first_day: date, last_day: date) -> Period:
     """The period, or a 422 naming the bound that is wrong."""
+    # The period is read as instants from local midnight to the midnight after its last day,
+    # which must exist: 0001-01-01 00:00 at +07:00 is before the first UTC instant Python
+    # knows, and 9999-12-31 has no next day.
+    for name, day in (("from", first_day), ("to", last_day)):
+        if not _FIRST_DAY <= day <= _LAST_DAY:
+            raise _refusal(
+                name, "the day is out of range", f"a day from {_FIRST_DAY} to {_LAST_DAY}"
+            )
     if last_day < first_day:
         raise _refusal("to", "the period ends before it starts", "a day on or after `from`")
     period = Period(first_day, last_day)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
+from bus.api.auth import Caller, require_subscription_rights
 from bus.api.body import read_json_body
 from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
+from bus.security.clients import AgencyClient
 from bus.settings import Settings
 from bus.store import subscriptions as store
 from bus.topics import TOPIC_PATTERN
@@ -62,6 +65,7 @@ class Subscription(BaseModel):
     last_delivered_at: datetime | None
     disabled_at: datetime | None
     disabled_reason: str | None
+    owner: str | None = Field(description="The client that registered it")
 
 
 class CreatedSubscription(Subscription):
@@ -109,7 +113,9 @@ def _settings(request: Request) -> Settings:
         }
     },
 )
-async def create_subscription(request: Request, response: Response) -> CreatedSubscription:
+async def create_subscription(
+    request: Request, response: Response, caller: Caller
+) -> CreatedSubscription:
     """Register a URL to receive, signed, every event whose routing key matches a pattern.
 
     The answer carries the signing secret; it is never shown again.
@@ -124,6 +130,7 @@ async def create_subscription(request: Request, response: Response) -> CreatedSu
         problem = validation_problem(exc.errors())
         problem.title = "Invalid subscription"
         raise problem from exc
+    require_subscription_rights(caller, wanted.routing_keys)
     secret = new_secret()
     row = await store.create(
         request.app.state.runtime.engine,
@@ -131,15 +138,18 @@ async def create_subscription(request: Request, response: Response) -> CreatedSu
         routing_keys=wanted.routing_keys,
         description=wanted.description,
         secret=secret,
+        owner=caller.id,
     )
     response.headers["Location"] = f"/v1/subscriptions/{row['id']}"
     return CreatedSubscription(**row, secret=secret)
 
 
 @router.get("", response_model=list[Subscription], summary="Every webhook subscription")
-async def list_subscriptions(request: Request) -> list[Subscription]:
-    """Every subscription, oldest first, with its health; secrets are not shown."""
-    rows = await store.list_all(request.app.state.runtime.engine)
+async def list_subscriptions(request: Request, caller: Caller) -> list[Subscription]:
+    """The caller's subscriptions (an operator's: every one), oldest first, with their health;
+    secrets are not shown."""
+    owner = None if caller.operator else caller.id
+    rows = await store.list_all(request.app.state.runtime.engine, owner=owner)
     return [Subscription(**row) for row in rows]
 
 
@@ -147,14 +157,14 @@ async def list_subscriptions(request: Request) -> list[Subscription]:
     "/{subscription_id}",
     response_model=SubscriptionDetail,
     summary="One webhook subscription and its latest delivery attempts",
-    responses={404: _PROBLEM},
+    responses={404: _PROBLEM, 422: _PROBLEM},
 )
-async def get_subscription(request: Request, subscription_id: str) -> SubscriptionDetail:
+async def get_subscription(
+    request: Request, caller: Caller, subscription_id: str
+) -> SubscriptionDetail:
     """The subscription, its health and its 20 latest delivery attempts."""
     engine = request.app.state.runtime.engine
-    row = await store.get(engine, subscription_id) if len(subscription_id) <= 36 else None
-    if row is None:
-        raise _not_found(subscription_id)
+    row = await _owned(request, caller, subscription_id)
     attempts = await store.recent_attempts(engine, subscription_id)
     return SubscriptionDetail(
         **row, recent_attempts=[DeliveryAttempt(**attempt) for attempt in attempts]
@@ -165,9 +175,11 @@ async def get_subscription(request: Request, subscription_id: str) -> Subscripti
     "/{subscription_id}/enable",
     response_model=Subscription,
     summary="Re-enable a webhook subscription disabled after repeated failures",
-    responses={404: _PROBLEM},
+    responses={404: _PROBLEM, 422: _PROBLEM},
 )
-async def enable_subscription(request: Request, subscription_id: str) -> Subscription:
+async def enable_subscription(
+    request: Request, caller: Caller, subscription_id: str
+) -> Subscription:
     """Make a disabled subscription active again, its count of failed events back at 0.
 
     Call it once the receiver is fixed. Deliveries resume with events published after this
@@ -175,11 +187,8 @@ async def enable_subscription(request: Request, subscription_id: str) -> Subscri
     not sent again (a client catches up from `GET /v1/events/stream` with `Last-Event-ID`, or
     from the dossiers' state). Enabling an active subscription changes nothing.
     """
-    row = (
-        await store.enable(request.app.state.runtime.writer, subscription_id)
-        if len(subscription_id) <= 36
-        else None
-    )
+    await _owned(request, caller, subscription_id)
+    row = await store.enable(request.app.state.runtime.writer, subscription_id)
     if row is None:
         raise _not_found(subscription_id)
     return Subscription(**row)
@@ -189,16 +198,35 @@ async def enable_subscription(request: Request, subscription_id: str) -> Subscri
     "/{subscription_id}",
     status_code=204,
     summary="Remove a webhook subscription",
-    responses={404: _PROBLEM},
+    responses={404: _PROBLEM, 422: _PROBLEM},
 )
-async def delete_subscription(request: Request, subscription_id: str) -> Response:
+async def delete_subscription(request: Request, caller: Caller, subscription_id: str) -> Response:
     """Stop deliveries to this subscription (an attempt already under way may still land)."""
-    found = len(subscription_id) <= 36 and await store.delete(
-        request.app.state.runtime.writer, subscription_id
-    )
-    if not found:
+    await _owned(request, caller, subscription_id)
+    if not await store.delete(request.app.state.runtime.writer, subscription_id):
         raise _not_found(subscription_id)
     return Response(status_code=204)
+
+
+async def _owned(request: Request, caller: AgencyClient, subscription_id: str) -> dict[str, Any]:
+    """The subscription, if the caller registered it or is an operator; else 404."""
+    row = (
+        await store.get(request.app.state.runtime.engine, subscription_id)
+        if _is_subscription_id(subscription_id)
+        else None
+    )
+    if row is None or not (caller.operator or row["owner"] == caller.id):
+        raise _not_found(subscription_id)
+    return row
+
+
+def _is_subscription_id(value: str) -> bool:
+    """Whether ``value`` is written as the store writes ids (a UUID). Anything else names no
+    subscription and is not worth a query, nor always sendable (PostgreSQL refuses a NUL)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _not_found(subscription_id: str) -> Problem:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.sla import StatusPoint
+from bus.store.audit import append_audit, audit_records
 from bus.store.database import insert_ignoring_duplicates, write_transaction
 from bus.store.schema import deadline_alerts, dossiers, linkage_runs, linkage_steps, outbox
 from bus.store.schema import status_history as history_table
@@ -27,7 +28,6 @@ __all__ = [
     "AlertToRaise",
     "DossierFacts",
     "DueItem",
-    "dossier_known",
     "list_alerts",
     "open_items",
     "raise_alerts",
@@ -283,7 +283,9 @@ async def raise_alerts(engine: AsyncEngine, alerts: Sequence[AlertToRaise]) -> l
         inserted = {(row[0], row[1], row[2]) for row in inserted_rows}
         raised = [a for a in fresh if a.key in inserted]
         if raised:
-            await connection.execute(outbox.insert(), [a.outbox_row for a in raised])
+            rows = [a.outbox_row for a in raised]
+            await connection.execute(outbox.insert(), rows)
+            await append_audit(connection, audit_records(outbox_rows=rows), datetime.now(UTC))
     return raised
 
 
@@ -360,10 +362,3 @@ async def list_alerts(
     async with engine.connect() as connection:
         rows = (await connection.execute(statement)).all()
     return [dict(row._mapping) for row in rows]
-
-
-async def dossier_known(engine: AsyncEngine, code: str) -> bool:
-    """Whether the store holds dossier ``code``."""
-    async with engine.connect() as connection:
-        found = await connection.execute(sa.select(dossiers.c.code).where(dossiers.c.code == code))
-        return found.first() is not None

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bus.store.audit import append_audit, audit_records
 from bus.store.database import insert_ignoring_duplicates, write_transaction
 from bus.store.linkage import StepAnswer
 from bus.store.schema import (
@@ -164,6 +165,8 @@ async def commit_deliveries(
         outbox_rows += orders
         if outbox_rows:
             await connection.execute(outbox.insert(), outbox_rows)
+        # Last: the audit head stays locked from here to the commit.
+        await append_audit(connection, audit_records(hop_rows, outbox_rows), now)
     return outcomes
 
 

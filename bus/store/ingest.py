@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.store.audit import append_audit, audit_records
 from bus.store.database import write_transaction
 from bus.store.linkage import RunStart
 from bus.store.schema import dossiers, hops, outbox, status_history
@@ -149,13 +150,16 @@ async def _write_once(
                 ],
             )
             await connection.execute(outbox.insert(), [r.outbox_row for r in new])
-            await connection.execute(
-                hops.insert(), [{**r.hop_row, "done_at": done_at} for r in new]
-            )
+            hop_rows = [{**r.hop_row, "done_at": done_at} for r in new]
+            await connection.execute(hops.insert(), hop_rows)
+            orders: list[dict[str, Any]] = []
             if linkage is not None:
-                rows = await linkage.start(connection, _run_starts(new), done_at)
-                if rows:
-                    await connection.execute(outbox.insert(), rows)
+                orders = await linkage.start(connection, _run_starts(new), done_at)
+                if orders:
+                    await connection.execute(outbox.insert(), orders)
+            # Last: the audit head stays locked from here to the commit.
+            outbox_rows = [*(r.outbox_row for r in new), *orders]
+            await append_audit(connection, audit_records(hop_rows, outbox_rows), done_at)
     return results
 
 

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bus.store.audit import append_audit, audit_records
 from bus.store.database import write_transaction
 from bus.store.deliveries import (
     StatusMove,
@@ -264,6 +265,8 @@ async def _record(
     outbox_rows += orders
     if outbox_rows:
         await connection.execute(outbox.insert(), outbox_rows)
+    # Last but the poller's position: the audit head stays locked from here to the commit.
+    await append_audit(connection, audit_records(hop_rows, outbox_rows), now)
     return [outcomes[i] for i in range(len(entries))]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus.store.schema import dossiers, hops, outbox
+from bus.store.schema import dossiers, hops, linkage_steps, outbox
 
 
 async def dossier_with_history(engine: AsyncEngine, code: str) -> dict[str, Any] | None:
@@ -50,3 +51,31 @@ async def count_dossiers(engine: AsyncEngine) -> int:
                 await connection.execute(sa.select(sa.func.count()).select_from(dossiers))
             ).scalar_one()
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DossierParties:
+    """Who has a hand in a dossier: what decides which clients may read it."""
+
+    receiving_agency: str
+    handling_agency: str
+    #: The connectors of its linkage run's steps (empty outside a bundle).
+    step_connectors: frozenset[str]
+
+
+async def dossier_parties(engine: AsyncEngine, code: str) -> DossierParties | None:
+    """The agencies and step connectors of dossier ``code``, or ``None`` when unknown."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                sa.select(dossiers.c.receiving_agency, dossiers.c.handling_agency).where(
+                    dossiers.c.code == code
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        steps = await connection.execute(
+            sa.select(linkage_steps.c.connector).where(linkage_steps.c.dossier_code == code)
+        )
+        return DossierParties(row.receiving_agency, row.handling_agency, frozenset(steps.scalars()))

@@ -196,6 +196,13 @@ subscriptions = sa.Table(
     sa.Column("last_delivered_at", UtcDateTime, nullable=True),
     sa.Column("disabled_at", UtcDateTime, nullable=True),
     sa.Column("disabled_reason", sa.Text, nullable=True),
+    sa.Column(
+        "owner",
+        sa.String(64),
+        nullable=True,
+        index=True,
+        comment="Client id that registered it; none for those older than client identities",
+    ),
 )
 
 webhook_deliveries = sa.Table(
@@ -282,3 +289,43 @@ deadline_alerts = sa.Table(
     sa.Column("raised_at", UtcDateTime, nullable=False),
 )
 sa.Index("ix_deadline_alerts_raised_at", deadline_alerts.c.raised_at)
+
+# The tamper-evident audit log (bus/audit/, bus/store/audit.py): one record per hop and per
+# event, each hash-chained to the one before. Append-only: migration 0008 adds triggers that
+# refuse UPDATE and DELETE.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, unique=True, comment="Place in the chain"),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, comment="hop or event"),
+    sa.Column("dossier_code", sa.String(40), nullable=True, index=True),
+    sa.Column("subject", sa.String(64), nullable=False, comment="Message or event id"),
+    sa.Column("payload", Json, nullable=False, comment="The hop row or the event, as recorded"),
+    sa.Column("digest", sa.String(64), nullable=False, comment="SHA-256 of the content"),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, comment="SHA-256 of seq, prev_hash, digest"),
+)
+
+# One row: the chain's last seq and hash. An appending transaction locks it as its last step
+# (read FOR UPDATE, then written) and holds the lock until it commits, so seqs are given out in
+# commit order across processes: the same trick as outbox_batches.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+)
+
+# The nonces of signed requests, kept as long as a signature may be presented (its maximum age):
+# a second request with the same client and nonce is a replay (bus/store/nonces.py).
+signature_nonces = sa.Table(
+    "signature_nonces",
+    metadata,
+    sa.Column("client_id", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(128), primary_key=True),
+    sa.Column("signed_at", UtcDateTime, nullable=False, comment="The signature's created time"),
+)
+sa.Index("ix_signature_nonces_signed_at", signature_nonces.c.signed_at)

@@ -56,8 +56,9 @@ async def create(
     routing_keys: Sequence[str],
     description: str | None,
     secret: str,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """Store a new, active subscription; returns its row without the secret."""
+    """Store a new, active subscription of client ``owner``; returns its row without the secret."""
     row = {
         "id": str(uuid.uuid4()),
         "url": url,
@@ -70,18 +71,20 @@ async def create(
         "last_delivered_at": None,
         "disabled_at": None,
         "disabled_reason": None,
+        "owner": owner,
     }
     async with write_transaction(engine) as connection:
         await connection.execute(sa.insert(subscriptions).values(row))
     return {k: v for k, v in row.items() if k != "secret"}
 
 
-async def list_all(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """Every subscription, oldest first, without secrets."""
+async def list_all(engine: AsyncEngine, *, owner: str | None = None) -> list[dict[str, Any]]:
+    """Every subscription (of client ``owner`` when given), oldest first, without secrets."""
+    query = sa.select(*_PUBLIC_COLUMNS).order_by(subscriptions.c.created_at, subscriptions.c.id)
+    if owner is not None:
+        query = query.where(subscriptions.c.owner == owner)
     async with engine.connect() as connection:
-        rows = await connection.execute(
-            sa.select(*_PUBLIC_COLUMNS).order_by(subscriptions.c.created_at, subscriptions.c.id)
-        )
+        rows = await connection.execute(query)
         return [dict(row._mapping) for row in rows]
 
 

@@ -96,7 +96,8 @@ itself (``GET ?wsdl``); :func:`read_soap_request` reads a SOAP 1.1 or 1.2 reques
 hardened parser, :func:`soap_answer` and :func:`soap_fault` build the answer in the request's
 version (a fault with the HTTP status its binding prescribes). ``HOSTILE_XML`` holds the
 classic XML attacks, to check that a simulator (or any code that reads partner XML) refuses
-them: every one must be rejected by :func:`bus.xmlsafe.parse_xml`.
+them: every one must be rejected by :func:`bus.xmlsafe.parse_xml`. ``HOSTILE_TEXT`` holds
+injection strings (SQL, script, template, header splitting) that must stay inert text.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ from bus.testing.answers import (
     suffer_delays,
 )
 from bus.testing.app import ACCESS_LOG_LEVELS, admin_router, run_simulator, simulator_app
+from bus.testing.certificates import self_signed_certificate
 from bus.testing.credentials import TokenState, bearer_ok, demo_secret, same_secret
 from bus.testing.deliveries import delivery_of
 from bus.testing.gateway import (
@@ -127,7 +129,7 @@ from bus.testing.gateway import (
     read_json_object,
     required_text,
 )
-from bus.testing.hostile import HOSTILE_XML
+from bus.testing.hostile import HOSTILE_TEXT, HOSTILE_XML
 from bus.testing.proxy import TcpProxy
 from bus.testing.serving import ServerStartError, aserve_app, serve_app
 from bus.testing.sessions import (
@@ -171,6 +173,7 @@ __all__ = [
     "ACCESS_LOG_LEVELS",
     "BROKEN_PAGE",
     "GATEWAY_SICK",
+    "HOSTILE_TEXT",
     "HOSTILE_XML",
     "MAX_RECORDED_REQUESTS",
     "SOAP11_ENVELOPE",
@@ -218,6 +221,7 @@ __all__ = [
     "run_session_simulator",
     "run_simulator",
     "same_secret",
+    "self_signed_certificate",
     "serve_app",
     "session_checked",
     "sick_answer",

@@ -25,14 +25,9 @@ from bus.connector import ConnectorConfig, Delivery, DeliveryReceipt
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import ConnectorMappings, MappingCatalog, MessageMapping, SpecError
 from bus.soap import SoapClient, SoapReply
-from connectors.civil_status.wire import (
-    MalformedAnswer,
-    PartnerAnswer,
-    mask_identity_numbers,
-    read_answer,
-)
+from connectors.civil_status.wire import MalformedAnswer, PartnerAnswer, read_answer
 from connectors.linkage_step import for_operation
-from contracts import Dossier, StatusChange
+from contracts import Dossier, StatusChange, mask_personal_numbers
 
 __all__ = ["DEATH_REGISTRATION", "DEFAULT_MAPPING", "CivilStatusConnector"]
 
@@ -85,7 +80,7 @@ class CivilStatusConnector:
             raise SpecError(f"{self._answer.ref} must map to the status-change contract")
         # One client per connector, shared by the deliveries in flight; partner text in its
         # errors (fault strings, error pages) is masked like the answers' moTa.
-        self._soap = SoapClient(config, transport=transport, redact=mask_identity_numbers)
+        self._soap = SoapClient(config, transport=transport, redact=mask_personal_numbers)
 
     async def deliver(self, delivery: Delivery) -> DeliveryReceipt:
         """Register the birth or the death the delivery asks for.
@@ -123,7 +118,7 @@ class CivilStatusConnector:
             # Raised afresh, without the engine's error attached: an XSD message quotes the value
             # it refused, and a mistyped identity number must not reach a log whole.
             raise MappingError(
-                f"dossier {dossier.code}: {mask_identity_numbers(exc.message)}",
+                f"dossier {dossier.code}: {mask_personal_numbers(exc.message)}",
                 fault_code="FORM_INVALID",
                 mapping=exc.mapping,
                 source_path=exc.source_path,
@@ -162,7 +157,7 @@ def _receipt(
         answered_at=reply.answered_at,
         changed_at=change.changed_at,
         partner_reference=change.partner_reference,
-        note=None if change.note is None else mask_identity_numbers(change.note),
+        note=None if change.note is None else mask_personal_numbers(change.note),
         request_size=reply.request_size,
         response_size=reply.response_size,
         mapping_version=request.ref,

@@ -8,17 +8,15 @@ masked before it reaches a receipt, a log or an error.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from contracts import mask_citizen_id
+from contracts import mask_personal_numbers
 
 __all__ = [
     "PARTNER_STATUS_ERROR",
     "MalformedAnswer",
     "PartnerAnswer",
-    "mask_identity_numbers",
     "read_answer",
 ]
 
@@ -28,7 +26,6 @@ PARTNER_STATUS_ERROR: Final = 0
 _MAX_MESSAGE: Final = 500
 # 9 digits (old identity card), 12 (CCCD), the typos in between and around, and phone numbers;
 # dates (8 or 14 digits) stay readable.
-_PERSONAL_NUMBER: Final = re.compile(r"(?<!\d)\d{9,13}(?!\d)")
 
 
 class MalformedAnswer(ValueError):
@@ -70,7 +67,7 @@ class PartnerAnswer:
     def message(self) -> str | None:
         """The partner's own words (``moTa``), masked and cut short."""
         text = self.body.get("moTa")
-        return mask_identity_numbers(text[:_MAX_MESSAGE]) if isinstance(text, str) else None
+        return mask_personal_numbers(text[:_MAX_MESSAGE]) if isinstance(text, str) else None
 
 
 def read_answer(body: object) -> PartnerAnswer:
@@ -78,8 +75,3 @@ def read_answer(body: object) -> PartnerAnswer:
     if not isinstance(body, dict):
         raise MalformedAnswer(f"answer is not an object but {type(body).__name__}")
     return PartnerAnswer(body)
-
-
-def mask_identity_numbers(text: str) -> str:
-    """Mask every run of 9 to 13 digits (identity and phone numbers) in free text."""
-    return _PERSONAL_NUMBER.sub(lambda match: mask_citizen_id(match.group()), text)

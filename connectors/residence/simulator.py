@@ -178,6 +178,11 @@ class SupplementBrought(BaseModel):
         default=None,
         description="URL the outcome is pushed to as JSON (the bus's /v1/inbound/residence)",
     )
+    push_headers: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description="Headers of the push: the residence software's credentials at the bus",
+    )
 
 
 @dataclass(kw_only=True)
@@ -396,7 +401,8 @@ def create_simulator_app(state: SimulatorState | None = None) -> FastAPI:
         pushed: int | None = None
         if brought is not None and brought.push_to:
             async with httpx.AsyncClient(timeout=10) as client:
-                pushed = (await client.post(brought.push_to, json=body)).status_code
+                answer = await client.post(brought.push_to, json=body, headers=brought.push_headers)
+                pushed = answer.status_code
         return JSONResponse({"answer": body, "pushed": pushed})
 
     @app.get(LOOKUP_PATH, tags=["cư trú"])

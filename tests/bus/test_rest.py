@@ -32,10 +32,10 @@ from bus.rest import (
     MalformedReply,
     RestClient,
     SessionOptions,
-    mask_personal_numbers,
     translate_errors,
 )
 from bus.testing import serve_app
+from contracts import mask_personal_numbers
 
 PASSWORD = "s3cret-Pa55"
 SECRETS = {"GW_PASSWORD": PASSWORD, "GW_TOKEN": "tok-123", "GW_BASIC": "basic-pw"}

@@ -29,10 +29,23 @@ def test_valid_document_is_parsed() -> None:
     assert root.findtext("treEm/hoTen") == "Nguyễn Thị Ánh & Bé"
 
 
-def test_processing_instructions_are_dropped() -> None:
-    """Processing instructions inside the document are removed, not handed to the caller."""
-    root = parse_xml(b"<r><?evil run?><a>1</a></r>")
-    assert [child.tag for child in root] == ["a"]
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(b"<r><?evil run?><a>1</a></r>", id="inside"),
+        pytest.param(b'<?xml version="1.0"?><?xml-stylesheet href="x.xsl"?><r/>', id="before"),
+        pytest.param(b"<r/><?after x?>", id="after"),
+    ],
+)
+def test_processing_instructions_are_refused(document: bytes) -> None:
+    """A processing instruction anywhere is refused, naming its target (SOAP forbids them)."""
+    with pytest.raises(UnsafeXml, match="processing instruction"):
+        parse_xml(document)
+
+
+def test_the_xml_declaration_is_no_processing_instruction() -> None:
+    """``<?xml version … encoding …?>`` is the declaration, read as such, not refused."""
+    assert parse_xml(b'<?xml version="1.0" encoding="UTF-8"?><r/>').tag == "r"
 
 
 def test_billion_laughs_is_refused() -> None:

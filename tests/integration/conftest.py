@@ -18,7 +18,7 @@ from bus.worker import ConnectorWorker, run_workers
 from connectors import residence, social_insurance
 from connectors.civil_status import SimulatorState, create_simulator_app
 from connectors.social_insurance.wire import DEMO_PASSWORD, PASSWORD_ENV
-from tests.conftest import AMQP_URL, make_settings
+from tests.conftest import AMQP_URL, AUTH, make_settings
 
 #: The connectors of the birth linkage bundle, whose workers the ``workers`` fixture runs.
 BIRTH_CONNECTORS = ["civil_status", "residence", "social_insurance"]
@@ -69,6 +69,22 @@ def partners(monkeypatch: pytest.MonkeyPatch) -> Iterator[LinkagePartners]:
         yield LinkagePartners(residence_url, residence_state, insurance_url, insurance_state)
 
 
+def partner_settings(
+    namespace: str,
+    database_url: str,
+    simulator: Simulator,
+    partners: LinkagePartners,
+    **overrides: object,
+) -> Settings:
+    """Settings of a bus whose birth-bundle connectors point at the simulators."""
+    return make_settings(
+        namespace,
+        database_url,
+        connector_endpoints={"civil_status": simulator.url, **partners.endpoints},
+        **overrides,
+    )
+
+
 @pytest.fixture
 def settings(
     namespace: str,
@@ -78,11 +94,7 @@ def settings(
     broker_cleanup: list[str],
 ) -> Settings:
     """Settings of a bus whose birth-bundle connectors point at the simulators."""
-    return make_settings(
-        namespace,
-        sqlite_url,
-        connector_endpoints={"civil_status": simulator.url, **partners.endpoints},
-    )
+    return partner_settings(namespace, sqlite_url, simulator, partners)
 
 
 @pytest.fixture
@@ -95,7 +107,7 @@ def api(settings: Settings) -> Iterator[str]:
 @pytest.fixture
 async def client(api: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the API."""
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
         yield client
 
 

@@ -25,7 +25,7 @@ from bus.store.database import create_engine
 from bus.store.schema import dossiers, outbox
 from bus.topology import Names
 from contracts import sample_birth_dossier_json
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, TEST_OPERATOR_SECRET
 from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.broker
@@ -349,6 +349,7 @@ async def test_a_declared_oversized_body_is_refused_before_it_is_sent(
             b"POST /v1/dossiers HTTP/1.1\r\n"
             + f"Host: {url.netloc}\r\n".encode()
             + b"Content-Type: application/json\r\n"
+            + f"X-API-Key: {TEST_OPERATOR_SECRET}\r\n".encode()
             + f"Content-Length: {2 * MAX_BODY}\r\n\r\n".encode()
             + b'{"code": '
         )

@@ -49,7 +49,7 @@ from bus.store.schema import (
 from bus.testing import serve_app
 from bus.webhooks import SIGNATURE_HEADER, WebhookDispatcher, verify_signature
 from contracts import VN_TZ, DeadlineAlert, DossierStatus, make_dossier_code
-from tests.conftest import AMQP_URL, make_settings
+from tests.conftest import AMQP_URL, AUTH, make_settings
 from tests.integration.helpers import wait_for
 
 AGENCY = "000.00.10.H12"
@@ -365,7 +365,7 @@ async def test_the_api_lists_the_raised_alerts(settings: Settings, runtime: Runt
     await scheduler.scan_once()
 
     with serve_app(create_app(settings), lifespan="on") as api:
-        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             listed = (await client.get("/v1/alerts")).json()["alerts"]
             overdue = (await client.get("/v1/alerts", params={"kind": "overdue"})).json()
             since = (await client.get("/v1/alerts", params={"since": local(20).isoformat()})).json()

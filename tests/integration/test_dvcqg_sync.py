@@ -39,7 +39,7 @@ from bus.testing import serve_app
 from bus.worker import ConnectorWorker, run_workers
 from connectors import civil_status, dvcqg
 from contracts import DossierStatus
-from tests.conftest import FAST_RETRIES, make_settings
+from tests.conftest import AUTH, FAST_RETRIES, make_settings
 from tests.integration.helpers import push_dossiers, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -143,7 +143,7 @@ async def bus(
         runtime = await Runtime.open(settings, name="test-worker", registry=registry)
         workers = await run_workers(runtime)
         try:
-            async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+            async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
                 yield settings, client, workers
         finally:
             for worker in workers:

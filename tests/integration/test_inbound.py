@@ -36,7 +36,7 @@ from bus.store.database import create_engine
 from bus.store.schema import dossiers, hops, outbox, processed_messages
 from bus.testing import HOSTILE_XML, SOAP11_ENVELOPE, SOAP12_ENVELOPE, serve_app
 from contracts import sample_birth_dossier_json
-from tests.conftest import make_settings
+from tests.conftest import AUTH, make_settings
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
 
@@ -568,9 +568,12 @@ async def test_the_wsdl_points_at_the_bus_and_a_zeep_client_can_call_it(
     assert addresses == [f"{api}/v1/inbound/civil_status"] * 2
 
     code = await seed(client, 11)
-    async with httpx.AsyncClient(timeout=10) as http:
-        with httpx.Client(timeout=10) as loader:
+    async with httpx.AsyncClient(timeout=10, headers=AUTH) as http:
+        with httpx.Client(timeout=10, headers=AUTH) as loader:
             transport = AsyncTransport(client=http, wsdl_client=loader)
+            # zeep replaces both clients' headers with its own: the credentials go back in.
+            loader.headers.update(AUTH)
+            http.headers.update(AUTH)
             soap = zeep.AsyncClient(f"{api}/v1/inbound/civil_status?wsdl", transport=transport)
             operations = soap.wsdl.services["LienThongHoTichService"].ports
             assert set(operations) == {"LienThongHoTichSoap", "LienThongHoTichSoap12"}

@@ -25,8 +25,8 @@ from bus.topology import Names
 from bus.worker import run_workers
 from connectors.residence.simulator import SimulatorFaults as ResidenceFaults
 from contracts import VN_TZ, sample_birth_dossier_json, sample_death_dossier_json
-from tests.conftest import ALL_BUNDLES, AMQP_URL, make_settings
-from tests.integration.conftest import LinkagePartners, Simulator
+from tests.conftest import ALL_BUNDLES, AMQP_URL, AUTH
+from tests.integration.conftest import LinkagePartners, Simulator, partner_settings
 from tests.integration.helpers import push_dossiers, wait_for
 
 pytestmark = [pytest.mark.broker]
@@ -43,11 +43,8 @@ def settings(
     broker_cleanup: list[str],
 ) -> Settings:
     """The integration bus, on SQLite and on PostgreSQL."""
-    return make_settings(
-        namespace,
-        database_url,
-        connector_endpoints={"civil_status": simulator.url, **partners.endpoints},
-        linkage_bundles=ALL_BUNDLES,
+    return partner_settings(
+        namespace, database_url, simulator, partners, linkage_bundles=ALL_BUNDLES
     )
 
 
@@ -259,7 +256,8 @@ async def test_a_supplement_pauses_the_step_until_the_partner_pushes_its_outcome
 
     async with httpx.AsyncClient(base_url=partners.residence_url, timeout=10) as residence:
         brought = await residence.post(
-            f"/_sim/supplements/{code}", json={"push_to": f"{api}/v1/inbound/residence"}
+            f"/_sim/supplements/{code}",
+            json={"push_to": f"{api}/v1/inbound/residence", "push_headers": AUTH},
         )
     assert brought.status_code == 200, brought.text
     assert brought.json()["pushed"] == 200, brought.json()

@@ -19,7 +19,7 @@ from bus.testing import serve_app
 from bus.topology import Names
 from bus.worker import run_workers
 from contracts import sample_birth_dossier_json
-from tests.conftest import AMQP_URL
+from tests.conftest import AMQP_URL, AUTH
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
 
@@ -55,7 +55,7 @@ async def test_a_dossier_parked_by_a_broken_mapping_is_applied_once_after_the_fi
     names = Names(settings.namespace)
 
     with serve_app(create_app(settings), lifespan="on") as api:
-        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             runtime, workers = await _start_worker(settings)
             try:
                 assert (await client.post("/v1/dossiers", json=body)).status_code == 202

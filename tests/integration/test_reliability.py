@@ -27,7 +27,7 @@ from bus.testing import TcpProxy, serve_app
 from bus.topology import Names
 from bus.worker import run_workers
 from contracts import sample_birth_dossier_json
-from tests.conftest import ALL_BUNDLES, AMQP_URL, make_settings
+from tests.conftest import ALL_BUNDLES, AMQP_URL, AUTH, make_settings
 from tests.integration.conftest import BIRTH_CONNECTORS, LinkagePartners, Simulator
 from tests.integration.helpers import (
     assert_exactly_once,
@@ -80,7 +80,7 @@ async def test_cutting_the_broker_link_during_ingest_loses_nothing(
                 cuts.append(asyncio.get_running_loop().create_task(cut_for(2.5)))
 
         try:
-            async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+            async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
                 pushed = await push_dossiers(
                     client, range(1, 301), concurrency=8, on_accepted=on_accepted
                 )
@@ -146,7 +146,7 @@ async def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(
             killed.set()
 
         killer = asyncio.create_task(kill_when_busy())
-        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             pushed = await push_dossiers(client, range(1, 1001), concurrency=16)
         await asyncio.wait_for(killer, 60)
         assert killed.is_set() and first.returncode == -signal.SIGKILL
@@ -194,7 +194,7 @@ async def test_a_worker_killed_mid_bundle_finishes_every_run_once(
             await asyncio.to_thread(first.wait)
 
         killer = asyncio.create_task(kill_mid_bundle())
-        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
             pushed = await push_dossiers(client, range(1, 301), concurrency=16)
         await asyncio.wait_for(killer, 60)
         assert first.returncode == -signal.SIGKILL
@@ -286,7 +286,7 @@ async def test_a_message_that_always_fails_is_parked_with_its_reason_and_blocks_
         try:
             channel = await connection.channel()
             parking = await channel.get_queue(Names(namespace).parking, ensure=True)
-            async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+            async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
                 for body in (poison, unmappable):
                     assert (await client.post("/v1/dossiers", json=body)).status_code == 202
                 pushed = await push_dossiers(client, range(1, 41), concurrency=8)

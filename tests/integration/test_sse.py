@@ -28,7 +28,7 @@ from contracts import (
     EVENT_DOSSIER_SUBMITTED,
     sample_birth_dossier_json,
 )
-from tests.conftest import make_settings
+from tests.conftest import AUTH, make_settings
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
 
@@ -121,7 +121,9 @@ async def open_stream(
         headers["Last-Event-ID"] = last_event_id
     params = [("routing_key", p) for p in patterns]
     async with (
-        httpx.AsyncClient(base_url=api, timeout=httpx.Timeout(5.0, read=30.0)) as client,
+        httpx.AsyncClient(
+            base_url=api, timeout=httpx.Timeout(5.0, read=30.0), headers=AUTH
+        ) as client,
         client.stream("GET", "/v1/events/stream", params=params, headers=headers) as response,
     ):
         assert response.status_code == 200, await response.aread()
@@ -258,7 +260,7 @@ async def test_a_resume_returns_what_followed_in_commit_order_even_a_lower_id(
     with serve_app(create_app(settings), lifespan="on") as api:
         try:
             async with (
-                httpx.AsyncClient(base_url=api, timeout=30) as client,
+                httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client,
                 engine.connect() as slow,
             ):
                 interleaved = engine.dialect.name == "postgresql"

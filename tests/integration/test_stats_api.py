@@ -38,7 +38,7 @@ from tests.bus.test_stats import (
     Row,
     rate,
 )
-from tests.conftest import make_settings
+from tests.conftest import AUTH, make_settings
 
 PROBLEM_JSON = "application/problem+json"
 PERIOD_QUERY = {"from": "2026-12-14", "to": "2027-01-15"}
@@ -160,7 +160,9 @@ async def stats_client(
     app.dependency_overrides[store_engine] = lambda: store
     app.dependency_overrides[clock] = lambda: NOW
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bus") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://bus", headers=AUTH
+    ) as client:
         yield client
 
 
@@ -306,7 +308,7 @@ async def test_the_served_app_answers_stats(
             await store_fixture(engine)
         finally:
             await engine.dispose()
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=AUTH) as client:
             answer = await client.get("/v1/stats", params=PERIOD_QUERY)
     assert answer.status_code == 200, answer.text
     assert answer.json()["groups"] == groups(EXPECTED[Grouping.AGENCY])
