@@ -130,6 +130,16 @@ class Settings(BaseSettings):
         description="Where rate limits are counted: `memory://` (per API process) or "
         "`redis://host:6379` (once for the cluster).",
     )
+    signing_key_file: str = Field(
+        default="var/keys/bus-signing-ed25519.pem",
+        description="Ed25519 key the bus signs its replies to signed requests with; created if "
+        "absent. Its public half is served at GET /v1/keys.",
+    )
+    signing_key_id: str = Field(
+        default="lienthong-bus",
+        max_length=64,
+        description="The key id (keyid) of the bus's signatures.",
+    )
     signature_max_age_seconds: float = Field(
         default=300.0,
         gt=0,

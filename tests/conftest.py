@@ -112,6 +112,7 @@ def make_settings(namespace: str, database_url: str, **overrides: object) -> Set
         "linkage_bundles": NO_BUNDLES,
         "clients_file": str(TEST_CLIENTS_FILE),
         "token_key_file": str(_SECURITY_DIR / "token-ed25519.pem"),
+        "signing_key_file": str(_SECURITY_DIR / "bus-signing-ed25519.pem"),
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,10 +27,13 @@ from bus.api.problems import (
     problem_handler,
     request_validation_handler,
 )
+from bus.api.replies import SignedReplies
 from bus.errors import BusError
 from bus.ingest import IngestService
 from bus.registry import ConnectorRegistry
 from bus.runtime import Runtime
+from bus.security.signing import public_jwk
+from bus.security.tokens import load_or_create_key
 from bus.settings import Settings, get_settings
 from contracts import load_procedure_catalogue
 
@@ -66,6 +70,8 @@ def create_app(
     # Read when the app is made, not at start-up: a broken client directory stops the process
     # before it listens, with the file and the problem named.
     app.state.security = Security.from_settings(settings)
+    signing_key = load_or_create_key(Path(settings.signing_key_file))
+    app.add_middleware(SignedReplies, key_id=settings.signing_key_id, key=signing_key)
     app.add_exception_handler(Problem, problem_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(SQLAlchemyError, _unavailable)
@@ -80,6 +86,11 @@ def create_app(
     app.include_router(evidence_router)
 
     app.openapi = _documented_refusals(app)  # type: ignore[method-assign]
+
+    @app.get("/v1/keys", tags=["auth"], summary="The public keys of the bus's signatures")
+    async def keys() -> dict[str, list[dict[str, str]]]:
+        """The bus's signing key as a JSON Web Key set (RFC 8037): verify its signed replies."""
+        return {"keys": [public_jwk(settings.signing_key_id, signing_key.public_key())]}
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -104,13 +115,13 @@ def create_app(
     return app
 
 
-_AUTHENTICATION = """Every operation but `/healthz`, `/readyz` and `/v1/oauth/token` needs an
-agency client's credentials: `Authorization: Bearer <token>` (OAuth2 client credentials at
+_AUTHENTICATION = """Every operation but `/healthz`, `/readyz`, `/v1/keys` and `/v1/oauth/token`
+needs an agency client's credentials: `Authorization: Bearer <token>` (OAuth2 client credentials at
 `POST /v1/oauth/token`), `X-API-Key: <secret>`, or a client certificate forwarded by a trusted
 TLS-terminating proxy. Clients that registered signing keys sign every request (RFC 9421)."""
 
 #: Operations anyone may call.
-_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/oauth/token"})
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/keys", "/v1/oauth/token"})
 _REFUSALS = {
     "401": "No valid credentials (or signature): how to authenticate is in WWW-Authenticate",
     "403": "The client's rights do not cover this",

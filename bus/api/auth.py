@@ -26,10 +26,16 @@ from limits import RateLimitItem
 
 from bus.api.body import read_body
 from bus.api.problems import Problem
+from bus.api.replies import REQUEST_HASH_STATE
 from bus.registry import ConnectorRegistry
 from bus.security.certificates import CertificateError, ProxyList, fingerprint_of_header
 from bus.security.clients import AgencyClient, ClientDirectory, ReadScope, load_clients
-from bus.security.signing import SignatureRefused, public_key_from_text, verify_request
+from bus.security.signing import (
+    SignatureRefused,
+    public_key_from_text,
+    request_hash,
+    verify_request,
+)
 from bus.security.throttle import Throttle, parse_limits
 from bus.security.tokens import TokenError, TokenIssuer, load_or_create_key
 from bus.settings import Settings
@@ -183,6 +189,8 @@ async def _check_signature(request: Request, client: AgencyClient) -> None:
             "with a new nonce",
             error="replayed",
         )
+    # The reply will name this request and be signed (bus.api.replies).
+    setattr(request.state, REQUEST_HASH_STATE, request_hash(signed.signature))
 
 
 def _identify(request: Request, security: Security) -> AgencyClient:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -31,12 +32,17 @@ from http_message_signatures import (
 )
 
 __all__ = [
+    "REQUEST_HASH_HEADER",
     "SignatureRefused",
     "SignedBy",
+    "public_jwk",
     "public_key_from_text",
     "public_key_text",
+    "request_hash",
     "sign_request",
+    "sign_response",
     "verify_request",
+    "verify_response",
 ]
 
 #: What every signature must cover; a request with a body also its Content-Digest.
@@ -52,11 +58,13 @@ class SignatureRefused(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SignedBy:
-    """What a verified signature says: who, when, with which nonce."""
+    """What a verified signature says: who, when, with which nonce, and the signature itself
+    (its ``Signature`` value, which the reply's request hash is taken of)."""
 
     key_id: str
     created: datetime
     nonce: str
+    signature: str = ""
 
 
 class _Fields:
@@ -103,6 +111,13 @@ def public_key_text(key: Ed25519PublicKey) -> str:
     """The key as the client directory keeps it: its 32 raw bytes in base64."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
+
+
+def public_jwk(key_id: str, key: Ed25519PublicKey) -> dict[str, str]:
+    """``key`` as a JSON Web Key (RFC 8037: OKP, Ed25519, unpadded base64url)."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": key_id, "x": x}
 
 
 def sign_request(
@@ -175,7 +190,9 @@ def verify_request(
             continue
         except HTTPMessageSignaturesException as exc:
             raise SignatureRefused(f"the signature is malformed: {exc}") from exc
-        return _signed_by(results[0].parameters, key_id, now or datetime.now(UTC))
+        signed = _signed_by(results[0].parameters, key_id, now or datetime.now(UTC))
+        value = ", ".join(v for n, v in fields.items() if n.lower() == "signature")
+        return replace(signed, signature=value)
     raise SignatureRefused(refusal)
 
 
@@ -189,3 +206,81 @@ def _signed_by(parameters: Mapping[str, object], key_id: str, now: datetime) -> 
     if moment > now + _SKEW:
         raise SignatureRefused("the signature is dated in the future: check the sender's clock")
     return SignedBy(key_id, moment, nonce)
+
+
+# --- the bus's replies -----------------------------------------------------------------------
+
+REQUEST_HASH_HEADER: Final = "Request-Hash"
+"""Names the signed request a reply answers (X-Road's request hash): ``sha-256=:…:`` of the
+request's ``Signature`` value, which covers its method, target, body digest, time and nonce."""
+_REPLY_COVERED: Final = ("@status", "request-hash")
+
+
+def request_hash(signature_value: str) -> str:
+    """The ``Request-Hash`` of a request whose ``Signature`` header is ``signature_value``."""
+    digest = hashlib.sha256(signature_value.encode("latin-1")).digest()
+    return f"sha-256=:{base64.b64encode(digest).decode('ascii')}:"
+
+
+@dataclass
+class _Response:
+    status_code: int
+    headers: _Fields
+    request: None = None
+
+
+def sign_response(
+    status: int,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    *,
+    key_id: str,
+    key: Ed25519PrivateKey,
+    created: datetime | None = None,
+) -> dict[str, str]:
+    """The headers that sign a reply: its status, its ``Request-Hash`` and its body's digest."""
+    response = _Response(status, _Fields(headers))
+    signer = HTTPMessageSigner(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={key_id: key}),
+    )
+    signer.sign(
+        response,
+        key_id=key_id,
+        created=created or datetime.now(UTC),
+        covered_component_ids=(*_REPLY_COVERED, "content-digest") if body else _REPLY_COVERED,
+        body=body if body else None,
+    )
+    wanted = {"content-digest", "signature-input", "signature"}
+    return {name: value for name, value in response.headers.items() if name.lower() in wanted}
+
+
+def verify_response(
+    status: int,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    *,
+    key_id: str,
+    key: Ed25519PublicKey,
+    signature_of_request: str,
+    max_age: timedelta = timedelta(minutes=5),
+) -> None:
+    """Check a reply of the bus (what a partner does): signed by ``key_id``, answering the
+    request that carried ``signature_of_request``; :class:`SignatureRefused` if not."""
+    fields = _Fields(headers)
+    expected = request_hash(signature_of_request)
+    if {n.lower(): v for n, v in fields.items()}.get("request-hash") != expected:
+        raise SignatureRefused("the reply answers another request (Request-Hash differs)")
+    verifier = HTTPMessageVerifier(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys={key_id: key}, private_keys={}),
+    )
+    try:
+        verifier.verify(
+            _Response(status, fields),
+            max_age=max_age,
+            require_components=(*_REPLY_COVERED, "content-digest") if body else _REPLY_COVERED,
+            body=body,
+        )
+    except (InvalidSignature, HTTPMessageSignaturesException) as exc:
+        raise SignatureRefused(f"the reply's signature is refused: {exc}") from exc

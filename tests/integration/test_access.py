@@ -10,6 +10,7 @@ fails :func:`test_every_route_is_in_the_matrix`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bus.api.app import create_app
 from bus.security.certificates import certificate_fingerprint
@@ -34,7 +35,12 @@ from bus.security.clients import (
     hash_secret,
     save_clients,
 )
-from bus.security.signing import public_key_text, sign_request
+from bus.security.signing import (
+    SignatureRefused,
+    public_key_text,
+    sign_request,
+    verify_response,
+)
 from bus.settings import Settings
 from bus.testing import serve_app
 from bus.testing.certificates import self_signed_certificate
@@ -231,6 +237,7 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("POST", "/v1/oauth/token"),  # takes the client's credentials itself
+    ("GET", "/v1/keys"),  # the bus's public keys, to check its signed replies
 }
 
 
@@ -540,11 +547,33 @@ def _signed_push(
 
 
 async def test_a_signed_push_is_accepted_once_and_its_replay_refused(signed_bus: Bus) -> None:
-    """The residence software signs its push: accepted; the same request again is a replay."""
+    """The residence software signs its push: accepted, with a reply signed by the bus that
+    names the request; the same request again is a replay."""
     body, headers = _signed_push(signed_bus)
     async with httpx.AsyncClient(base_url=signed_bus.url, timeout=30) as http:
         first = await http.post("/v1/inbound/residence", content=body, headers=headers)
         assert first.status_code == 200, first.text
+        [jwk] = (await http.get("/v1/keys")).json()["keys"]
+        bus_key = Ed25519PublicKey.from_public_bytes(
+            base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+        )
+        verify_response(
+            first.status_code,
+            list(first.headers.multi_items()),
+            first.content,
+            key_id=jwk["kid"],
+            key=bus_key,
+            signature_of_request=headers["Signature"],
+        )
+        with pytest.raises(SignatureRefused, match="another request"):
+            verify_response(
+                first.status_code,
+                list(first.headers.multi_items()),
+                first.content,
+                key_id=jwk["kid"],
+                key=bus_key,
+                signature_of_request=headers["Signature"] + "x",
+            )
         again = await http.post("/v1/inbound/residence", content=body, headers=headers)
     assert again.status_code == 401 and "already received" in again.json()["detail"]
     assert 'error="replayed"' in again.headers["www-authenticate"]

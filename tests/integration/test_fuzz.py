@@ -75,7 +75,7 @@ STREAM_EXAMPLES: Final = 10
 STREAM_READ_SECONDS: Final = 0.5
 
 #: Routes that take no credentials (README "HTTP API"): the anonymous pass leaves them out.
-PUBLIC: Final = ("/healthz", "/readyz", "/v1/oauth/token")
+PUBLIC: Final = ("/healthz", "/readyz", "/v1/keys", "/v1/oauth/token")
 
 #: A fuzzer must not be slowed into 429s: the rate limits would hide what it probes.
 UNLIMITED: Final[dict[str, object]] = {
