@@ -72,6 +72,7 @@ from bus.store.polls import (
     PolledEntry,
     PollPosition,
     commit_polled,
+    dated_in_future,
     load_position,
     save_position,
 )
@@ -102,6 +103,8 @@ MAX_BACKOFF_FACTOR: Final = 8
 """After consecutive failures the pause grows to at most this many intervals."""
 
 _MAX_DETAIL: Final = 2000
+#: The fault code of a listed record its partner dated too far ahead (bus.store.polls).
+DATED_IN_FUTURE: Final = "DATED_IN_FUTURE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +322,7 @@ class Poller:
                     f"{cursor!r}",
                     fault_code="CURSOR_STUCK",
                 )
-            entries, readable = self._read_page(page.records, received_at)
+            entries, readable = self._read_page(page.records, received_at, self._clock())
             last = page.next_cursor is None
             finished = last and may_finish and not readable
             if finished:
@@ -372,9 +375,10 @@ class Poller:
         report.acknowledged += len(readable)
 
     def _read_page(
-        self, records: Sequence[PartnerRecord], received_at: datetime
+        self, records: Sequence[PartnerRecord], received_at: datetime, now: datetime
     ) -> tuple[list[PolledEntry], list[ReadRecord]]:
-        """Map each record; an unreadable one becomes a parked entry, the others go on."""
+        """Map each record; an unreadable one, or one dated after ``now`` (the poller's clock)
+        by more than the tolerance, becomes a parked entry; the others go on."""
         entries: list[PolledEntry] = []
         readable: list[ReadRecord] = []
         for record in records:
@@ -387,6 +391,15 @@ class Poller:
                 entries.append(PolledEntry(self.connector_id, key, hop, None))
                 continue
             hop["dossier_code"] = change.dossier_code
+            if dated_in_future(change, now):
+                # Parked and not acknowledged: the partner lists it again, and it applies once
+                # its date has come (or its clock is fixed).
+                hop.update(
+                    fault_code=DATED_IN_FUTURE,
+                    fault_detail=f"dated {change.changed_at.isoformat()}, after the bus's time",
+                )
+                entries.append(PolledEntry(self.connector_id, key, hop, None))
+                continue
             entries.append(PolledEntry(self.connector_id, key, hop, change))
             readable.append(ReadRecord(record, change))
         return entries, readable

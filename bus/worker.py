@@ -35,6 +35,7 @@ from bus.store.deliveries import (
     commit_deliveries,
     consumer_positions_of,
 )
+from bus.store.polls import FUTURE_TOLERANCE
 from bus.turns import DossierTurns
 from contracts import EventEnvelope, StatusChange, StepOrder
 
@@ -467,7 +468,7 @@ class ConnectorWorker:
             cause=event,
             agency=self._registered.config.agency,
             note=receipt.note,
-            changed_at=receipt.changed_at or receipt.answered_at,
+            changed_at=_partner_time(receipt),
             delivered_sequence=event.dossierseq if delivery.change is not None else None,
             step_id=None if delivery.step is None else delivery.step.step,
         )
@@ -575,3 +576,12 @@ async def run_workers(runtime: Runtime, connector_ids: Sequence[str] = ()) -> li
     for worker in workers:
         await worker.start()
     return workers
+
+
+def _partner_time(receipt: DeliveryReceipt) -> datetime:
+    """When the partner dated its answer; the bus's time when it gave none, or one too far
+    ahead of the bus's clock to be believed (it would make the answers after it look stale)."""
+    dated = receipt.changed_at
+    if dated is None or dated > receipt.answered_at + FUTURE_TOLERANCE:
+        return receipt.answered_at
+    return dated

@@ -40,7 +40,13 @@ from bus.mapping.compiler import Getter, compile_expression
 from bus.poller import record_key
 from bus.store.deliveries import StatusTransition
 from bus.store.ingest import IngestConflict
-from bus.store.polls import RECEIVE_HOP, PolledEntry, PollOutcome, commit_pushed
+from bus.store.polls import (
+    RECEIVE_HOP,
+    PolledEntry,
+    PollOutcome,
+    commit_pushed,
+    dated_in_future,
+)
 from contracts import VN_TZ, Dossier, StatusChange
 
 if TYPE_CHECKING:
@@ -248,6 +254,12 @@ class InboundService:
             log.exception("%s: mapping %s failed on a push", route.config.id, ref)
             return Verdict("invalid", f"{ref}: cannot read the record: {type(exc).__name__}")
         if isinstance(canonical, StatusChange):
+            if dated_in_future(canonical, received_at):
+                return Verdict(
+                    "invalid",
+                    f"the change is dated {canonical.changed_at.isoformat()}, after the bus's "
+                    "time: check the sending system's clock",
+                )
             return await self._change(route, message, record, canonical, push, received_at)
         assert isinstance(canonical, Dossier)
         return await self._dossier(route, ref, canonical, push, received_at)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
@@ -58,6 +58,7 @@ __all__ = [
     "PolledEventFactory",
     "commit_polled",
     "commit_pushed",
+    "dated_in_future",
     "is_stale",
     "load_position",
     "save_position",
@@ -118,6 +119,16 @@ class PolledEntry:
 
 #: Builds the outbox row announcing a polled change that moved its dossier.
 PolledEventFactory = Callable[[StatusChange, StatusTransition], dict[str, Any]]
+
+
+FUTURE_TOLERANCE: Final = timedelta(minutes=10)
+"""How far ahead of the bus's clock a partner may date a change. A change dated later is
+refused: once applied, it would make every true change after it look older, hence stale."""
+
+
+def dated_in_future(change: StatusChange, now: datetime) -> bool:
+    """Whether the partner dated ``change`` beyond :data:`FUTURE_TOLERANCE` from ``now``."""
+    return change.changed_at > now + FUTURE_TOLERANCE
 
 
 def is_stale(

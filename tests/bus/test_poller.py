@@ -420,6 +420,32 @@ async def test_an_unreadable_record_is_parked_with_its_reason_and_the_others_app
     assert await dedup_records(engine) == 2
 
 
+async def test_a_record_dated_ahead_of_the_bus_waits_until_its_date_has_come(
+    engine: AsyncEngine,
+) -> None:
+    """A record the partner dated a month ahead (a wrong clock) is parked DATED_IN_FUTURE and
+    left unacknowledged, so it cannot make the true changes after it look stale; listed again
+    once its date has come, it applies."""
+    [code] = await ingest(engine, 1)
+    before = await state(engine, code)
+    partner = FakePartner(lookback=timedelta(days=1))
+    ahead = partner.add(code, 3, (NOW + timedelta(days=30)).date())
+
+    report = await poller(engine, partner).poll_once()
+    assert report.outcomes == {"parked": 1}
+    assert partner.pending == [ahead] and partner.acknowledged == []
+    assert await state(engine, code) == before
+    [parked] = [h for h in await poll_hops(engine) if h["outcome"] == "parked"]
+    assert (
+        parked["fault_code"] == "DATED_IN_FUTURE"
+        and "after the bus's time" in (parked["fault_detail"])
+    )
+
+    later = await poller(engine, partner, clock=NOW + timedelta(days=31)).poll_once()
+    assert later.outcomes == {"applied": 1}
+    assert partner.acknowledged == [ahead]
+
+
 # -- crashes, restarts and failures -------------------------------------------------------------
 
 

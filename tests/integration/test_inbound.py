@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +36,7 @@ from bus.settings import Settings
 from bus.store.database import create_engine
 from bus.store.schema import dossiers, hops, outbox, processed_messages
 from bus.testing import HOSTILE_XML, SOAP11_ENVELOPE, SOAP12_ENVELOPE, serve_app
-from contracts import sample_birth_dossier_json
+from contracts import VN_TZ, sample_birth_dossier_json
 from tests.conftest import AUTH, make_settings
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
@@ -363,6 +364,23 @@ async def test_a_push_for_an_unknown_dossier_is_not_found_and_applies_once_it_ar
     retried = await push_soap(client, "1.1", maHoSo=code, trangThai=1, ngayCapNhat="20240315093000")
     assert soap_result(retried, "capNhatTrangThaiHoSoResponse")["maLoi"] == "0"
     assert (await store.dossier(code)).status == 2
+
+
+async def test_a_push_dated_ahead_of_the_bus_is_refused(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    """A change dated in 2099 (a wrong clock) would make every true change after it look stale:
+    it is a Client fault naming the date, and nothing moves; the true change then applies."""
+    code = await seed(client, 14)
+    before = await store.totals()
+    ahead = await push_soap(client, "1.1", maHoSo=code, trangThai=4, ngayCapNhat="20990101000000")
+    assert ahead.status_code == 500 and is_fault(ahead, "1.1")
+    assert "2099-01-01" in soap_result(ahead, "loi")["moTa"]
+    assert await store.totals() == before
+    now = datetime.now(VN_TZ).strftime("%Y%m%d%H%M%S")
+    applied = await push_soap(client, "1.1", maHoSo=code, trangThai=4, ngayCapNhat=now)
+    assert soap_result(applied, "capNhatTrangThaiHoSoResponse")["maLoi"] == "0"
+    assert (await store.dossier(code)).status == 9
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
