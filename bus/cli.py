@@ -17,6 +17,7 @@ from bus.cli_audit import app as audit_app
 from bus.cli_clients import app as clients_app
 from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
+from bus.cli_keys import app as keys_app
 from bus.cli_mappings import app as mappings_app
 from bus.security.masking import install_log_masking, quiet_payload_loggers
 from bus.settings import Settings, get_settings, redact_url
@@ -33,6 +34,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 def _logging(verbose: bool) -> None:

@@ -14,10 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from bus.errors import InvalidMessage
 from bus.inbound.settings import InboundMessages
+from bus.security.signing import public_key_from_text
 from contracts import (
     AgencyCode,
     Dossier,
@@ -119,6 +120,36 @@ class XRoadIdentity(_Section):
     user_id: str | None = Field(default=None, description="The officer or system on whose behalf")
 
 
+class SigningPolicy(_Section):
+    """Signed calls (RFC 9421, Ed25519): the bus signs each request for ``agency`` and, with
+    ``partner_key``, accepts only answers the partner signed for that very request."""
+
+    agency: AgencyCode = Field(
+        description="The agency the bus signs as; its key is <BUS_AGENCY_KEYS_DIR>/<agency>.pem "
+        "(`bus keys new AGENCY`)"
+    )
+    partner_key: str | None = Field(
+        default=None,
+        description="The partner's Ed25519 public key (32 bytes, base64). Set: its answers must "
+        "be signed with it and carry Request-Hash; unset: answers are not checked",
+    )
+    partner_key_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The keyid the partner signs with; default: the connector's agency code",
+    )
+    max_age_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="Oldest signed answer accepted (seconds)"
+    )
+
+    @field_validator("partner_key")
+    @classmethod
+    def _readable_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            public_key_from_text(value)
+        return value
+
+
 class SoapSettings(_Section):
     """A SOAP partner: its WSDL (kept under contracts/partners/) and what to call."""
 
@@ -178,6 +209,9 @@ class ConnectorConfig(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     circuit: CircuitPolicy = Field(default_factory=CircuitPolicy)
     xroad: XRoadIdentity | None = None
+    signing: SigningPolicy | None = Field(
+        default=None, description="Sign calls for an agency and check the partner's signatures"
+    )
     soap: SoapSettings | None = None
     poll: PollSettings | None = None
     inbound: InboundMessages = Field(default=(), description="What its partner may push to it")

@@ -10,6 +10,7 @@ Hierarchy (each failure is classified so the worker knows whether to retry)::
     └── PermanentError            retrying cannot help: park the message with its reason
         ├── InvalidMessage        a message on a queue is not a well-formed bus event
         ├── PartnerRejected       partner answered with a business rejection or a 4xx
+        ├── UntrustedReply        partner's answer is not signed as agreed, or not for this call
         ├── MappingError          a value could not be translated to or from a partner dialect
         └── UnknownConnector      no connector is registered under the requested id
 
@@ -91,6 +92,15 @@ class PartnerRejected(PermanentError):
     """Raised when a partner refuses the request itself: a business rejection or an HTTP 4xx."""
 
     fault_code = "PARTNER_REJECTED"
+
+
+class UntrustedReply(PermanentError):
+    """Raised when a partner that signs its answers sends one unsigned, signed by another key,
+    altered, stale, or naming another request: the bus cannot act on it. Permanent, so the
+    dossier is parked (a wrong key is fixed in configuration, then the dossier replayed)
+    instead of hammering the partner with calls whose answers will be refused alike."""
+
+    fault_code = "UNTRUSTED_REPLY"
 
 
 class MappingError(PermanentError):

@@ -65,6 +65,7 @@ from bus import events
 from bus.connector import ConnectorConfig, PollSettings
 from bus.errors import BusError, MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import MessageMapping
+from bus.security.outbound import recording_signatures
 from bus.store.database import writer
 from bus.store.deliveries import StatusTransition
 from bus.store.polls import (
@@ -313,7 +314,8 @@ class Poller:
         the pass started at the window's start (``may_finish``); otherwise the caller does it.
         """
         while True:
-            page = await self.source.fetch(start, end, cursor, self.settings.page_size)
+            with recording_signatures() as signed:
+                page = await self.source.fetch(start, end, cursor, self.settings.page_size)
             received_at = datetime.now(UTC)
             report.pages += 1
             if page.next_cursor is not None and page.next_cursor == cursor:
@@ -322,7 +324,7 @@ class Poller:
                     f"{cursor!r}",
                     fault_code="CURSOR_STUCK",
                 )
-            entries, readable = self._read_page(page.records, received_at, self._clock())
+            entries, readable = self._read_page(page.records, received_at, self._clock(), signed)
             last = page.next_cursor is None
             finished = last and may_finish and not readable
             if finished:
@@ -375,15 +377,20 @@ class Poller:
         report.acknowledged += len(readable)
 
     def _read_page(
-        self, records: Sequence[PartnerRecord], received_at: datetime, now: datetime
+        self,
+        records: Sequence[PartnerRecord],
+        received_at: datetime,
+        now: datetime,
+        signed: Sequence[Mapping[str, Any]] = (),
     ) -> tuple[list[PolledEntry], list[ReadRecord]]:
         """Map each record; an unreadable one, or one dated after ``now`` (the poller's clock)
-        by more than the tolerance, becomes a parked entry; the others go on."""
+        by more than the tolerance, becomes a parked entry; the others go on. ``signed``: the
+        page's signed exchanges, kept with each record's hop as the evidence it came with."""
         entries: list[PolledEntry] = []
         readable: list[ReadRecord] = []
         for record in records:
             key = _stored_key(record.key)
-            hop = self._hop(key, record, received_at)
+            hop = self._hop(key, record, received_at, signed)
             try:
                 change = self._read(record)
             except MappingError as exc:
@@ -420,7 +427,13 @@ class Poller:
             raise MappingError(f"{ref} does not map to the status-change contract", mapping=ref)
         return change
 
-    def _hop(self, key: str, record: PartnerRecord, received_at: datetime) -> dict[str, Any]:
+    def _hop(
+        self,
+        key: str,
+        record: PartnerRecord,
+        received_at: datetime,
+        signed: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Any]:
         return {
             "message_id": key,
             "dossier_code": (record.dossier_code or "?")[:40],
@@ -439,6 +452,7 @@ class Poller:
             "fault_detail": None,
             "mapping_version": self._mapping.ref,
             "attempt": 1,
+            "signatures": list(signed) or None,
         }
 
     def _status_event_row(

@@ -50,6 +50,7 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import PartnerRejected, PartnerUnavailable, PermanentError
+from bus.security.outbound import signed_partner_calls
 from contracts import VN_TZ, mask_personal_numbers
 
 __all__ = [
@@ -500,6 +501,8 @@ class RestClient:
         self.config = config
         self._gateway_field = gateway_field
         pool = min(config.concurrency, MAX_POOL_CONNECTIONS)
+        env = os.environ if environ is None else environ
+        signing = signed_partner_calls(config, env)
         self._http = httpx.AsyncClient(
             base_url=str(config.endpoint),
             timeout=httpx.Timeout(config.timeout_seconds),
@@ -507,8 +510,8 @@ class RestClient:
             transport=transport,
             headers={"Accept": "application/json", **(headers or {})},
             follow_redirects=False,
+            event_hooks=None if signing is None else signing.event_hooks(),
         )
-        env = os.environ if environ is None else environ
         auth = config.auth
         self._session: _SessionLogin | None = None
         self.auth: AuthStrategy

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bus.security.agency_keys import DEFAULT_AGENCY_KEYS_DIR
+
 
 class Settings(BaseSettings):
     """All runtime settings of the bus."""
@@ -146,6 +148,12 @@ class Settings(BaseSettings):
         le=3600,
         description="How old a signed request may be (its `created`); older ones, and repeated "
         "nonces within this time, are refused.",
+    )
+    agency_keys_dir: str = Field(
+        default=DEFAULT_AGENCY_KEYS_DIR,
+        description="The agencies' Ed25519 signing keys, one PEM file per agency code, used by "
+        "connectors with [signing]; `bus keys new AGENCY` makes one. Public halves are served "
+        "at GET /v1/keys.",
     )
     client_cert_header: str = Field(
         default="X-Client-Cert",

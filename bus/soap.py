@@ -93,6 +93,8 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import BusError, MappingError, PartnerRejected, PartnerUnavailable
+from bus.security.agency_keys import AgencyKeyError
+from bus.security.outbound import signed_partner_calls
 from bus.xmlsafe import DEFAULT_MAX_BYTES, UnsafeXml, parse_xml
 from contracts import VN_TZ
 
@@ -210,7 +212,12 @@ class SoapClient:
         self._redact = redact
         root = contracts_root.resolve()
         wsdl = _wsdl_path(root, self.settings.wsdl)
-        wsse, basic = _credentials(config, os.environ if environ is None else environ)
+        env = os.environ if environ is None else environ
+        wsse, basic = _credentials(config, env)
+        try:
+            signing = signed_partner_calls(config, env)
+        except AgencyKeyError as exc:
+            raise SoapSetupError(str(exc)) from exc
         if config.xroad is not None:
             xroad_headers(config.xroad, message_id="check", issue=None)  # refuse bad ids now
         self._http = httpx.AsyncClient(
@@ -222,6 +229,7 @@ class SoapClient:
             transport=transport,
             auth=basic,
             follow_redirects=False,
+            event_hooks=None if signing is None else signing.event_hooks(),
         )
         self._transport = _HardenedTransport(self._http, root=root, max_reply_bytes=max_reply_bytes)
         try:

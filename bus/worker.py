@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from bus.connector import Connector, Delivery, DeliveryReceipt
 from bus.errors import BusError, InvalidMessage, PartnerUnavailable
 from bus.registry import RegisteredConnector
 from bus.runtime import Runtime
+from bus.security.outbound import recording_signatures
 from bus.store.deliveries import (
     DeliveryRecord,
     Outcome,
@@ -221,24 +222,27 @@ class ConnectorWorker:
         if not self.circuit.accepting:  # open: no need to wait for a partner slot to know
             await self._wait_for_circuit(message, delivery, received_at)
             return
-        try:
-            receipt = await self._call_partner(delivery)
-        except CircuitOpen:
-            await self._wait_for_circuit(message, delivery, received_at)
-            return
-        except BusError as exc:
-            self._judge(exc)
-            await self._fail_or_hold(message, delivery, received_at, exc)
-            return
-        except Exception as exc:  # a connector bug: retried like a transient fault, then parked
-            log.exception("connector %s raised an unclassified error", self.connector_id)
-            wrapped = PartnerUnavailable(f"connector error: {exc!r}", fault_code="CONNECTOR_BUG")
-            self._judge(wrapped)
-            await self._fail_or_hold(message, delivery, received_at, wrapped)
-            return
+        with recording_signatures() as signed:
+            try:
+                receipt = await self._call_partner(delivery)
+            except CircuitOpen:
+                await self._wait_for_circuit(message, delivery, received_at)
+                return
+            except BusError as exc:
+                self._judge(exc)
+                await self._fail_or_hold(message, delivery, received_at, exc, signed)
+                return
+            except Exception as exc:  # a connector bug: retried like a transient fault, parked
+                log.exception("connector %s raised an unclassified error", self.connector_id)
+                wrapped = PartnerUnavailable(
+                    f"connector error: {exc!r}", fault_code="CONNECTOR_BUG"
+                )
+                self._judge(wrapped)
+                await self._fail_or_hold(message, delivery, received_at, wrapped, signed)
+                return
         self.circuit.record_success()
 
-        record = self._record(delivery, received_at, receipt)
+        record = self._record(delivery, received_at, receipt, signed)
         outcome = await self._commit.submit(record)
         self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
         self._acks.ack(message)
@@ -263,17 +267,21 @@ class ConnectorWorker:
         delivery: Delivery,
         received_at: datetime,
         error: BusError,
+        signed: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Record a failed attempt; retry it through a tier, in place (``keep_order``), or park."""
+        """Record a failed attempt; retry it through a tier, in place (``keep_order``), or park.
+
+        ``signed``: the attempt's signed exchanges, kept as evidence with its hop.
+        """
         attempt = delivery.attempt
         delays = self._registered.config.retry.delays or self._settings.retry_delays
         if not (self._keeps_order and error.transient and attempt <= len(delays)):
-            await self._fail(message, delivery.event, received_at, attempt, error)
+            await self._fail(message, delivery.event, received_at, attempt, error, signed)
             return
         # In place: the message stays unacked in this dossier's turn, so the dossier's later
         # messages wait behind it instead of overtaking it through a retry tier.
         await self._commit.submit(
-            self._failed_record(delivery.event, received_at, attempt, error, "retry")
+            self._failed_record(delivery.event, received_at, attempt, error, "retry", signed)
         )
         self.counts["retried"] += 1
         if await self._hold(message, delays[attempt - 1]):
@@ -419,6 +427,7 @@ class ConnectorWorker:
             "fault_detail": None,
             "mapping_version": None,
             "attempt": attempt,
+            "signatures": None,
             **values,
         }
 
@@ -446,7 +455,11 @@ class ConnectorWorker:
         return [known.get(code) for code in dossier_codes]
 
     def _record(
-        self, delivery: Delivery, received_at: datetime, receipt: DeliveryReceipt
+        self,
+        delivery: Delivery,
+        received_at: datetime,
+        receipt: DeliveryReceipt,
+        signed: Sequence[Mapping[str, Any]] = (),
     ) -> DeliveryRecord:
         event = delivery.event
         return DeliveryRecord(
@@ -462,6 +475,7 @@ class ConnectorWorker:
                 request_bytes=receipt.request_size,
                 response_bytes=receipt.response_size,
                 mapping_version=receipt.mapping_version,
+                signatures=list(signed) or None,
             ),
             new_status=receipt.status,
             partner_reference=receipt.partner_reference,
@@ -480,11 +494,14 @@ class ConnectorWorker:
         received_at: datetime,
         attempt: int,
         error: BusError,
+        signed: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         delays = self._registered.config.retry.delays or self._settings.retry_delays
         retry = error.transient and attempt <= len(delays)
         outcome = "retry" if retry else "parked"
-        await self._commit.submit(self._failed_record(event, received_at, attempt, error, outcome))
+        await self._commit.submit(
+            self._failed_record(event, received_at, attempt, error, outcome, signed)
+        )
         if retry:
             delay = delays[attempt - 1]
             await self._runtime.broker.publish(
@@ -518,6 +535,7 @@ class ConnectorWorker:
         attempt: int,
         error: BusError,
         outcome: str,
+        signed: Sequence[Mapping[str, Any]] = (),
     ) -> DeliveryRecord:
         """The hop of a failed attempt: evidence only, the message stays unprocessed."""
         return DeliveryRecord(
@@ -531,6 +549,7 @@ class ConnectorWorker:
                 outcome=outcome,
                 fault_code=error.fault_code,
                 fault_detail=error.message[:2000],
+                signatures=list(signed) or None,
             ),
             failed=True,
         )

@@ -113,6 +113,7 @@ def make_settings(namespace: str, database_url: str, **overrides: object) -> Set
         "clients_file": str(TEST_CLIENTS_FILE),
         "token_key_file": str(_SECURITY_DIR / "token-ed25519.pem"),
         "signing_key_file": str(_SECURITY_DIR / "bus-signing-ed25519.pem"),
+        "agency_keys_dir": str(_SECURITY_DIR / "agencies"),
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from bus.errors import BusError
 from bus.ingest import IngestService
 from bus.registry import ConnectorRegistry
 from bus.runtime import Runtime
+from bus.security.agency_keys import public_agency_keys
 from bus.security.signing import public_jwk
 from bus.security.tokens import load_or_create_key
 from bus.settings import Settings, get_settings
@@ -71,6 +72,7 @@ def create_app(
     # before it listens, with the file and the problem named.
     app.state.security = Security.from_settings(settings)
     signing_key = load_or_create_key(Path(settings.signing_key_file))
+    agency_keys = public_agency_keys(Path(settings.agency_keys_dir))
     app.add_middleware(SignedReplies, key_id=settings.signing_key_id, key=signing_key)
     app.add_exception_handler(Problem, problem_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
@@ -89,8 +91,11 @@ def create_app(
 
     @app.get("/v1/keys", tags=["auth"], summary="The public keys of the bus's signatures")
     async def keys() -> dict[str, list[dict[str, str]]]:
-        """The bus's signing key as a JSON Web Key set (RFC 8037): verify its signed replies."""
-        return {"keys": [public_jwk(settings.signing_key_id, signing_key.public_key())]}
+        """The bus's public keys as a JSON Web Key set (RFC 8037): the key of its replies to
+        signed requests, and each agency's key (key id = agency code) that signs its calls to
+        partners (read when the process starts)."""
+        own = public_jwk(settings.signing_key_id, signing_key.public_key())
+        return {"keys": [own, *(public_jwk(a, key) for a, key in agency_keys.items())]}
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -42,8 +42,11 @@ ALGORITHM: Final = (
     "prev_hash, digest})); a record's prev_hash is the hash of the record before it"
 )
 _SIGNATURE_NOTE: Final = (
-    "Signatures recorded with this dossier's messages, taken from its sealed records. The bus "
-    "does not record agency signatures yet, so this list is empty until it does."
+    "Signatures recorded with this dossier's messages, taken from its sealed records: for each "
+    "signed exchange with a partner (RFC 9421, Ed25519), the fields of the request the bus "
+    "signed for an agency and of the partner's answer (its Request-Hash names the request), "
+    "and whether the answer's signature verified. Verify a request with the agency's public "
+    "key (GET /v1/keys, key id = agency code)."
 )
 #: Event kinds whose body is a bus event (CloudEvent JSON) held as text in the payload.
 _EVENT_KIND: Final = "event"
@@ -84,7 +87,7 @@ class SignatureRecord(BaseModel):
 
 
 class Signatures(BaseModel):
-    """The signatures recorded with the dossier's messages (none are recorded yet)."""
+    """The signatures recorded with the dossier's messages."""
 
     note: str
     items: list[SignatureRecord]
@@ -338,7 +341,14 @@ def _signatures(records: Iterable[ExportedRecord]) -> Iterable[SignatureRecord]:
             if isinstance(envelope, dict):
                 fields = {**fields, **{f"body.{k}": v for k, v in envelope.items()}}
         for name, value in sorted(fields.items()):
-            if "signature" in name.lower() and value is not None:
+            if "signature" not in name.lower() or value is None:
+                continue
+            # A hop's signed exchanges are a list: one item per exchange.
+            values = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for index, one in values:
                 yield SignatureRecord(
-                    seq=record.seq, subject=record.subject, name=name, value=value
+                    seq=record.seq,
+                    subject=record.subject,
+                    name=name if index is None else f"{name}[{index}]",
+                    value=one,
                 )

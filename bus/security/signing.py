@@ -186,7 +186,8 @@ def verify_request(
                 body=body,
             )
         except InvalidSignature as exc:
-            refusal = f"the signature is refused: {exc}"  # the library's words name no secret
+            # The library's words name no secret; it has none for a key that does not match.
+            refusal = f"the signature is refused: {_why(exc)}"
             continue
         except HTTPMessageSignaturesException as exc:
             raise SignatureRefused(f"the signature is malformed: {exc}") from exc
@@ -283,4 +284,9 @@ def verify_response(
             body=body,
         )
     except (InvalidSignature, HTTPMessageSignaturesException) as exc:
-        raise SignatureRefused(f"the reply's signature is refused: {exc}") from exc
+        raise SignatureRefused(f"the reply's signature is refused: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    """The library's reason, or what an empty one means (the key does not match)."""
+    return str(exc) or "it does not verify with the signer's key"

@@ -10,7 +10,6 @@ so a client removed from the directory loses access at once, not when its token 
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Final
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bus.security.keyfiles import read_key, write_new_key
 
 __all__ = ["TokenError", "TokenIssuer", "load_or_create_key"]
 
@@ -50,26 +50,16 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     Several API processes must share one key: give them the same file.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        # O_EXCL: two processes starting together must not each write their own key.
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_new_key(path)
         except FileExistsError:
-            pass
+            pass  # another process made it first: use theirs
         else:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)
             log.info("created the token signing key %s", path)
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(loaded, Ed25519PrivateKey):
-        raise TokenError(f"{path} holds no Ed25519 private key")
-    return loaded
+    try:
+        return read_key(path)
+    except ValueError as exc:
+        raise TokenError(str(exc)) from exc
 
 
 class TokenIssuer:

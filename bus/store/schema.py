@@ -98,6 +98,12 @@ hops = sa.Table(
     sa.Column("fault_detail", sa.Text, nullable=True),
     sa.Column("mapping_version", sa.String(64), nullable=True),
     sa.Column("attempt", sa.SmallInteger, nullable=False, default=1),
+    sa.Column(
+        "signatures",
+        Json,
+        nullable=True,
+        comment="The signed exchanges of the hop: each request's and answer's signature fields",
+    ),
 )
 
 outbox = sa.Table(

@@ -98,6 +98,11 @@ version (a fault with the HTTP status its binding prescribes). ``HOSTILE_XML`` h
 classic XML attacks, to check that a simulator (or any code that reads partner XML) refuses
 them: every one must be rejected by :func:`bus.xmlsafe.parse_xml`. ``HOSTILE_TEXT`` holds
 injection strings (SQL, script, template, header splitting) that must stay inert text.
+
+**Partners that sign**: :class:`PartnerSignatures` wraps a simulator's app so that it accepts
+only calls signed (RFC 9421) by the agency keys it trusts, fresh and never replayed, and signs
+its answers with ``Request-Hash``; its ``forgery`` (:data:`Forgery`) makes it answer unsigned,
+with a wrong key or for another request.
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ from bus.testing.sessions import (
     run_session_simulator,
     session_checked,
 )
+from bus.testing.signatures import Forgery, PartnerSignatures
 from bus.testing.soap import (
     SOAP11_ENVELOPE,
     SOAP12_ENVELOPE,
@@ -180,8 +186,10 @@ __all__ = [
     "SOAP12_ENVELOPE",
     "DossierFaultSwitches",
     "FaultSwitches",
+    "Forgery",
     "GatewayCode",
     "GatewayRefusal",
+    "PartnerSignatures",
     "PartnerState",
     "PayloadReader",
     "RecordedRequest",

@@ -109,7 +109,7 @@ async def test_a_bus_at_work_leaves_a_chain_that_verifies_and_exports(
     assert hop_kinds == ["ingest", "deliver"]
     types = [e.body["type"] for e in export.events]
     assert types == ["vn.lienthong.dossier.submitted", "vn.lienthong.dossier.status_changed"]
-    assert export.signatures.items == []  # the bus records none yet
+    assert export.signatures.items == []  # no connector of this bus signs its calls
     links = export.chain.links
     assert links[0].seq == export.records[0].seq and links[-1].seq == export.chain.head.seq
     assert export.chain.head.hash in output  # the head verify printed
