@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck setup broker database schemas bench-mappings clean
+.PHONY: run test lint typecheck setup broker database browser schemas bench-mappings clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -25,12 +25,16 @@ broker:
 database:
 	@scripts/ensure-postgres.sh
 
+## Debian's headless Chromium, which the dashboard's browser tests drive (never a downloaded one).
+browser:
+	@scripts/ensure-chromium.sh
+
 ## Start the bus on its embedded defaults and show a real dossier flowing (Ctrl-C stops).
 run: setup broker
 	$(BIN)/bus run
 
 ## Lint, type-check and run the whole test suite (needs the local RabbitMQ and PostgreSQL).
-test: setup broker database
+test: setup broker database browser
 	$(BIN)/ruff check bus connectors contracts tests
 	$(BIN)/ruff format --check bus connectors contracts tests
 	$(BIN)/mypy bus connectors contracts

@@ -19,6 +19,7 @@ from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
 from bus.cli_keys import app as keys_app
 from bus.cli_mappings import app as mappings_app
+from bus.cli_trace import trace
 from bus.security.masking import install_log_masking, quiet_payload_loggers
 from bus.settings import Settings, get_settings, redact_url
 
@@ -35,6 +36,7 @@ app.add_typer(connector_app, name="connector")
 app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.command("trace")(trace)
 
 
 def _logging(verbose: bool) -> None:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.audit.evidence import check_evidence_bytes
 from bus.audit.export import (
@@ -25,8 +20,8 @@ from bus.audit.export import (
 )
 from bus.audit.verify import Verification, verify_chain
 from bus.audit.walk import ChainProblem
-from bus.settings import get_settings, redact_url
-from bus.store.database import create_engine
+from bus.cli_store import CANNOT_READ, on_store
+from bus.settings import get_settings
 
 app = typer.Typer(
     help="The tamper-evident audit log: every hop and event, each record hash-chained to the "
@@ -36,7 +31,7 @@ app = typer.Typer(
 console = Console()
 
 #: Exit codes: 0 intact, 1 a problem found in the chain or the export, 2 the check could not run.
-BROKEN, CANNOT_CHECK = 1, 2
+BROKEN, CANNOT_CHECK = 1, CANNOT_READ
 
 T = TypeVar("T")
 
@@ -67,8 +62,10 @@ def verify(
         status.update(f"verifying the audit chain: {count:,} records checked")
 
     with console.status("verifying the audit chain") as status:
-        result = _with_store(
-            url, lambda engine: verify_chain(engine, batch=batch, progress=progress)
+        result = on_store(
+            lambda engine: verify_chain(engine, batch=batch, progress=progress),
+            tables=("audit_log", "audit_head"),
+            url=url,
         )
     if result.problem is not None:
         _report_broken(result)
@@ -107,8 +104,10 @@ def export(
         raise typer.Exit(CANNOT_CHECK)
     url = database_url or get_settings().database_url
     try:
-        evidence = _with_store(
-            url, lambda engine: export_evidence(engine, code, max_links=max_links)
+        evidence = on_store(
+            lambda engine: export_evidence(engine, code, max_links=max_links),
+            tables=("audit_log", "audit_head"),
+            url=url,
         )
     except EvidenceUnavailable as exc:
         console.print(f"[red]no evidence exported[/]: {exc}", soft_wrap=True)
@@ -154,42 +153,6 @@ def check_export(
         soft_wrap=True,
     )
     console.print(f"  head hash {head['hash']}: compare it with `bus audit verify`", soft_wrap=True)
-
-
-def _with_store(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``work`` on an engine for ``url``; a store that cannot be read ends the command."""
-    location = make_url(url)
-    database = location.database or ""
-    is_file = location.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_file and not Path(database).exists():
-        # create_engine would make an empty file there: say what is wrong instead.
-        _cannot_check(f"there is no SQLite store at {database}", url)
-
-    async def run() -> T:
-        engine = create_engine(url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (SQLAlchemyError, OSError) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        if "audit_head" in text or "audit_log" in text:
-            _cannot_check(f"the store has no audit log yet ({text}): run `bus migrate`", url)
-        _cannot_check(f"cannot read the store: {text}", url)
-
-
-def _cannot_check(reason: str, url: str) -> NoReturn:
-    console.print(f"[red]{reason}[/]", soft_wrap=True)
-    console.print(
-        f"  store: {redact_url(url)} — check that the database is running and reachable, and "
-        "BUS_DATABASE_URL or --database-url",
-        soft_wrap=True,
-    )
-    raise typer.Exit(CANNOT_CHECK)
 
 
 def _report_broken(result: Verification) -> None:

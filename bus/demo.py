@@ -17,6 +17,7 @@ import orjson
 from rich.console import Console
 
 from bus.api.auth import API_KEY_HEADER
+from bus.dashboard import DASHBOARD_PATH
 from bus.processes import Supervisor, ensure_port_free, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.security.clients import AgencyClient
@@ -78,6 +79,10 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
         base_url = f"http://{settings.api_host}:{settings.api_port}"
         wait_http(f"{base_url}/readyz", timeout=60, supervisor=supervisor)
         console.print(f"API     [bold green]{base_url}[/]  (OpenAPI: {base_url}/docs)")
+        console.print(
+            f"page    [bold green]{base_url}{DASHBOARD_PATH}/[/]  "
+            "(dashboard: sign in as demo-operator with its secret above)"
+        )
         if demo:
             time.sleep(0.5)  # let the workers finish subscribing before the first dossier
             push_and_follow(settings, base_url, clients.one_stop_secret, console=console)

@@ -22,6 +22,7 @@ import httpx
 import uvicorn
 
 from bus.api.app import create_app
+from bus.dead_letters import DeadLetterKeeper
 from bus.deadlines import DeadlineScheduler
 from bus.poller import run_pollers
 from bus.runtime import Runtime
@@ -45,7 +46,8 @@ def serve_api(settings: Settings) -> None:
 
 
 async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -> None:
-    """Run connectors, pollers, webhooks, deadline alerts and the relay until SIGINT/SIGTERM."""
+    """Run connectors, pollers, webhooks, deadline alerts, the dead-letter keeper and the relay
+    until SIGINT/SIGTERM."""
     runtime = await Runtime.open(settings, name="bus-worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,12 +61,16 @@ async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -
     # One per process; alerts are raised once in the store, so several workers are safe.
     deadlines = DeadlineScheduler(runtime)
     deadlines.start()
+    # Competing keepers on one parking queue are harmless: each message is kept once.
+    keeper = DeadLetterKeeper(runtime)
+    await keeper.start()
     served = [w.connector_id for w in workers] + [p.connector_id for p in pollers]
     log.info("worker ready: %s", ", ".join(served))
     print("worker ready", flush=True)  # readiness line read by supervisors and tests
     try:
         await stop.wait()
     finally:
+        await keeper.stop()
         await deadlines.stop()
         await webhooks.stop()
         for poller in pollers:

@@ -27,6 +27,9 @@ from aiormq.abc import FieldTable
 
 from bus.routing import ALERT_PREFIXES, STATUS_PREFIX, procedure_bindings, step_binding
 
+#: What stands between the namespace and the connector id in a connector's queue name.
+CONNECTOR_QUEUE_MARK = ".connector."
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
@@ -56,7 +59,7 @@ class Names:
 
     def connector_queue(self, connector_id: str) -> str:
         """The work queue of one connector."""
-        return f"{self.namespace}.connector.{connector_id}"
+        return f"{self.namespace}{CONNECTOR_QUEUE_MARK}{connector_id}"
 
     def retry(self, delay_seconds: float) -> str:
         """The exchange and queue of one retry tier (same name for both)."""

@@ -18,7 +18,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bus.api import alerts, dossiers, events_stream, inbound, oauth, stats, subscriptions
+from bus.api import (
+    alerts,
+    connectors,
+    dead_letters,
+    dossiers,
+    events_stream,
+    flow,
+    inbound,
+    oauth,
+    stats,
+    subscriptions,
+    trace,
+)
 from bus.api.auth import Security
 from bus.api.evidence import router as evidence_router
 from bus.api.problems import (
@@ -28,6 +40,7 @@ from bus.api.problems import (
     request_validation_handler,
 )
 from bus.api.replies import SignedReplies
+from bus.dashboard import DASHBOARD_PATH, dashboard_files
 from bus.errors import BusError
 from bus.ingest import IngestService
 from bus.registry import ConnectorRegistry
@@ -86,6 +99,12 @@ def create_app(
     app.include_router(stats.router)
     app.include_router(alerts.router)
     app.include_router(evidence_router)
+    app.include_router(dead_letters.router)
+    app.include_router(trace.router)
+    app.include_router(flow.router)
+    app.include_router(connectors.router)
+    # The officers' dashboard: public static files, no data (they call the API with a token).
+    app.mount(DASHBOARD_PATH, dashboard_files(), name="dashboard")
 
     app.openapi = _documented_refusals(app)  # type: ignore[method-assign]
 

@@ -85,7 +85,9 @@ def _allowed(error: ErrorDetails) -> str | None:
     return None
 
 
-def validation_problem(errors: list[ErrorDetails], *, prefix: tuple[str, ...] = ()) -> Problem:
+def validation_problem(
+    errors: list[ErrorDetails], *, prefix: tuple[str, ...] = (), title: str = "Invalid dossier"
+) -> Problem:
     """A 422 listing every invalid field."""
     items: list[dict[str, Any]] = []
     for error in errors[:50]:
@@ -100,7 +102,7 @@ def validation_problem(errors: list[ErrorDetails], *, prefix: tuple[str, ...] = 
     fields = ", ".join(i["field"] for i in items[:5])
     return Problem(
         422,
-        "Invalid dossier",
+        title,
         f"{len(errors)} field(s) are invalid: {fields}",
         kind="validation",
         errors=items,
@@ -116,7 +118,7 @@ async def problem_handler(_request: Request, exc: Exception) -> JSONResponse:
 async def request_validation_handler(_request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's own parameter validation, in the same problem format."""
     assert isinstance(exc, RequestValidationError | ValidationError)
-    return validation_problem(list(exc.errors())).response()
+    return validation_problem(list(exc.errors()), title="Invalid request").response()
 
 
 def require_dossier_code(code: str) -> None:

@@ -105,6 +105,9 @@ hops = sa.Table(
         comment="The signed exchanges of the hop: each request's and answer's signature fields",
     ),
 )
+# Connector health (bus/store/connector_health.py): one connector's recent deliveries, and its
+# newest success, as a range of this index rather than a scan of the whole log.
+sa.Index("ix_hops_recipient_kind_done_at", hops.c.recipient, hops.c.kind, hops.c.done_at)
 
 outbox = sa.Table(
     "outbox",
@@ -335,3 +338,42 @@ signature_nonces = sa.Table(
     sa.Column("signed_at", UtcDateTime, nullable=False, comment="The signature's created time"),
 )
 sa.Index("ix_signature_nonces_signed_at", signature_nonces.c.signed_at)
+
+# Dead letters: each message that reached the parking queue, kept until an operator replays or
+# discards it (bus/dead_letters.py). One row per parking: a message parked again after a replay
+# is a new row, and ``fingerprint`` makes a redelivered copy of the same parking harmless.
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "fingerprint",
+        sa.String(64),
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of the message id and the headers of this parking",
+    ),
+    sa.Column("message_id", sa.String(64), nullable=False, index=True),
+    sa.Column("dossier_code", sa.String(40), nullable=True, index=True),
+    sa.Column("connector", sa.String(64), nullable=True),
+    sa.Column("procedure_code", sa.String(40), nullable=True),
+    sa.Column("event_type", sa.String(120), nullable=True),
+    sa.Column("queue", sa.String(255), nullable=True, comment="Where it failed: a replay's target"),
+    sa.Column("routing_key", sa.String(255), nullable=False),
+    sa.Column("error_class", sa.String(16), nullable=False, comment="transient or permanent"),
+    sa.Column("fault_code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("replays", sa.Integer, nullable=False, comment="Replays before this parking"),
+    sa.Column("parked_at", UtcDateTime, nullable=False),
+    sa.Column("content_type", sa.String(120), nullable=True),
+    sa.Column("correlation_id", sa.String(64), nullable=True),
+    sa.Column("headers", Json, nullable=False, comment="The AMQP headers as parked"),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False, comment="parked, replayed or discarded"),
+    sa.Column("resolved_at", UtcDateTime, nullable=True),
+    sa.Column("resolved_by", sa.String(64), nullable=True, comment="Client id of the operator"),
+    sa.Column("resolution_note", sa.Text, nullable=True, comment="Why it was discarded"),
+)
+# The list operators read: what is still parked, newest first, by connector or fault.
+sa.Index("ix_dead_letters_state_parked_at", dead_letters.c.state, dead_letters.c.parked_at)

@@ -7,13 +7,19 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import sqlalchemy as sa
 
+from bus.amqp import OutgoingMessage
+from bus.dead_letters import DeadLetterKeeper
+from bus.runtime import Runtime
 from bus.settings import Settings
 from bus.store.database import create_engine
+from bus.store.dead_letters import DeadLetterQuery, matching_ids
 from bus.store.schema import dossiers, hops, outbox
 from connectors.civil_status import SimulatorState
 from contracts import sample_birth_dossier_json
@@ -175,3 +181,37 @@ async def assert_exactly_once(settings: Settings, state: SimulatorState, codes: 
         f"{sum(ledger.status_events.values())} status events, 0 left in the outbox"
     )
     return ledger
+
+
+async def park_dead_letter(settings: Settings, dossier_code: str) -> int:
+    """Park a submitted-dossier event of ``dossier_code`` as a worker would (on the dead-letter
+    exchange, with its failure headers), let a keeper take it into the store; its id."""
+    runtime = await Runtime.open(settings, name="test-park")
+    keeper = DeadLetterKeeper(runtime)
+    try:
+        await runtime.broker.publish(
+            OutgoingMessage(
+                exchange=runtime.names.dead,
+                routing_key=f"dossier.submitted.{dossier_code}",
+                body=orjson.dumps(
+                    {"id": f"parked-{dossier_code}", "subject": dossier_code, "type": "test"}
+                ),
+                message_id=f"parked-{dossier_code}",
+                headers={
+                    "x-bus-reason": "the partner refused it",
+                    "x-bus-fault-code": "PARTNER_REJECTED",
+                    "x-bus-error-class": "permanent",
+                    "x-bus-connector": "civil_status",
+                    "x-bus-queue": runtime.names.connector_queue("civil_status"),
+                    "x-bus-attempts": 1,
+                    "x-bus-parked-at": datetime.now(UTC).isoformat(),
+                },
+            )
+        )
+        await keeper.start()
+        query = DeadLetterQuery(dossier_code=dossier_code)
+        [found] = await wait_for(lambda: matching_ids(runtime.engine, query, limit=2))
+        return found
+    finally:
+        await keeper.stop()
+        await runtime.close()

@@ -46,6 +46,7 @@ from bus.testing import serve_app
 from bus.testing.certificates import self_signed_certificate
 from contracts import sample_birth_dossier_json, sample_death_dossier_json
 from tests.conftest import ALL_BUNDLES, make_settings
+from tests.integration.helpers import park_dead_letter
 
 pytestmark = [pytest.mark.broker]
 
@@ -88,6 +89,7 @@ class Bus:
     url: str
     dossier: str
     subscription: str
+    dead_letter: int
 
     def client(self, client_id: str | None) -> httpx.AsyncClient:
         """An HTTP client of the API as ``client_id`` (anonymous for ``None``)."""
@@ -126,7 +128,9 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
                 },
             )
             assert subscribed.status_code == 201, subscribed.text
-        yield Bus(url, answer.json()["dossier_code"], subscribed.json()["id"])
+        code = answer.json()["dossier_code"]
+        dead_letter = await park_dead_letter(settings, code)
+        yield Bus(url, code, subscribed.json()["id"], dead_letter)
 
 
 # --- the matrix --------------------------------------------------------------------------------
@@ -174,6 +178,11 @@ MATRIX = [
         "one-stop", 200, "other-desk", 404,
     ),
     Case(
+        "GET", "/v1/dossiers/{code}/trace",
+        lambda c, b: c.get(f"/v1/dossiers/{b.dossier}/trace"),
+        "one-stop", 200, "other-desk", 404,
+    ),
+    Case(
         "GET", "/v1/dossiers/{code}/evidence",
         lambda c, b: c.get(f"/v1/dossiers/{b.dossier}/evidence"),
         "portal", 200, "other-desk", 404,
@@ -197,6 +206,50 @@ MATRIX = [
         "GET", "/v1/alerts",
         lambda c, b: c.get("/v1/alerts"),
         "operator", 200, "residence", 403,
+    ),
+    Case(
+        "GET", "/v1/flow",
+        lambda c, b: c.get("/v1/flow"),
+        "portal", 200, "one-stop", 403,  # every desk's counts: read all, like the statistics
+    ),
+    Case(
+        "GET", "/v1/connectors/health",
+        lambda c, b: c.get("/v1/connectors/health"),
+        "operator", 200, "residence", 403,
+    ),
+    Case(
+        "GET", "/v1/dead-letters",
+        lambda c, b: c.get("/v1/dead-letters"),
+        "operator", 200, "portal", 403,  # dead letters are whole messages: operators only
+    ),
+    Case(
+        "GET", "/v1/dead-letters/{dead_letter_id}",
+        lambda c, b: c.get(f"/v1/dead-letters/{b.dead_letter}"),
+        "operator", 200, "one-stop", 403,
+    ),
+    Case(
+        "POST", "/v1/dead-letters/{dead_letter_id}/replay",
+        lambda c, b: c.post(f"/v1/dead-letters/{b.dead_letter}/replay"),
+        "operator", 200, "portal", 403,  # operators alone replay dead letters
+    ),
+    Case(
+        "POST", "/v1/dead-letters:replay",
+        lambda c, b: c.post("/v1/dead-letters:replay", json={"ids": [b.dead_letter]}),
+        "operator", 200, "residence", 403,
+    ),
+    Case(
+        "POST", "/v1/dead-letters/{dead_letter_id}/discard",
+        lambda c, b: c.post(
+            f"/v1/dead-letters/{b.dead_letter}/discard", json={"reason": "filed twice"}
+        ),
+        "operator", 200, "one-stop", 403,
+    ),
+    Case(
+        "POST", "/v1/dead-letters:discard",
+        lambda c, b: c.post(
+            "/v1/dead-letters:discard", json={"filter": {}, "reason": "partner retired"}
+        ),
+        "operator", 200, "other-desk", 403,
     ),
     Case(
         "GET", "/v1/events/stream",
@@ -531,7 +584,7 @@ async def signed_bus(
         async with httpx.AsyncClient(base_url=url, headers=key("one-stop"), timeout=30) as http:
             answer = await http.post("/v1/dossiers", json=sample_birth_dossier_json(sequence=7))
             assert answer.status_code == 202, answer.text
-        yield Bus(url, answer.json()["dossier_code"], "")
+        yield Bus(url, answer.json()["dossier_code"], "", 0)
 
 
 def _signed_push(

@@ -45,6 +45,7 @@ from bus.api.app import create_app
 from bus.testing import HOSTILE_TEXT, SOAP11_ENVELOPE, SOAP12_ENVELOPE
 from contracts import VN_TZ, sample_birth_dossier_json
 from tests.conftest import AUTH, make_settings
+from tests.integration.helpers import park_dead_letter
 from tests.integration.served import Database, ServedBus, served_bus
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -137,6 +138,8 @@ async def bus(
             for sequence in SEEDED:
                 body = sample_birth_dossier_json(sequence=sequence)
                 assert (await http.post("/v1/dossiers", json=body)).status_code == 202
+                # A parked copy of each, so the dead-letter routes have rows to act on.
+                await park_dead_letter(served.settings, body["code"])
         fuzzed = FuzzBus(served)
         yield fuzzed
         async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:

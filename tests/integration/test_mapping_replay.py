@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from bus.amqp import Broker
 from bus.api.app import create_app
-from bus.parking import sweep
+from bus.dead_letters import DeadLetterKeeper
+from bus.parking import replay_message
 from bus.runtime import Runtime
 from bus.settings import Settings
+from bus.store.dead_letters import read_dead_letter
 from bus.testing import serve_app
-from bus.topology import Names
 from bus.worker import run_workers
 from contracts import sample_birth_dossier_json
-from tests.conftest import AMQP_URL, AUTH
+from tests.conftest import AUTH
 from tests.integration.conftest import Simulator
 from tests.integration.helpers import wait_for
 
@@ -42,6 +42,18 @@ async def _stop_worker(runtime: Runtime, workers: list) -> None:  # type: ignore
     await runtime.close()
 
 
+async def _kept(client: httpx.AsyncClient, code: str) -> list[dict[str, Any]]:
+    """The dossier's dead letters, once the keeper has them."""
+
+    async def listed() -> list[dict[str, Any]] | None:
+        page = (await client.get("/v1/dead-letters", params={"dossier_code": code})).json()
+        found: list[dict[str, Any]] = page["dead_letters"]
+        return found or None
+
+    result: list[dict[str, Any]] = await wait_for(listed)
+    return result
+
+
 async def test_a_dossier_parked_by_a_broken_mapping_is_applied_once_after_the_fix(
     settings: Settings, simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,7 +64,6 @@ async def test_a_dossier_parked_by_a_broken_mapping_is_applied_once_after_the_fi
     spec.write_text(spec.read_text(encoding="utf-8").replace(GOOD, BROKEN), encoding="utf-8")
     monkeypatch.setenv("BUS_MAPPINGS_DIR", str(mappings))
     body = sample_birth_dossier_json(sequence=77)
-    names = Names(settings.namespace)
 
     with serve_app(create_app(settings), lifespan="on") as api:
         async with httpx.AsyncClient(base_url=api, timeout=30, headers=AUTH) as client:
@@ -68,48 +79,46 @@ async def test_a_dossier_parked_by_a_broken_mapping_is_applied_once_after_the_fi
             finally:
                 await _stop_worker(runtime, workers)
 
-            broker = Broker(AMQP_URL, name=f"test-dlq@{settings.namespace}")
-            await broker.connect()
+            # The worker's process keeps the parked message; the operator reads it.
+            runtime, workers = await _start_worker(settings)
+            keeper = DeadLetterKeeper(runtime)
+            await keeper.start()
             try:
-                _, kept = await sweep(broker, names)
-                [message] = kept
-                assert message.error_class == "permanent"
-                assert message.attempts == 1  # a mapping error is not retried
-                assert "civil_status/1.0/birth-registration.out" in message.reason
-                assert "form.child_name" in message.reason
-                assert "treEm.hoTen" in message.reason
+                [message] = await _kept(client, body["code"])
+                assert message["error_class"] == "permanent"
+                assert message["attempts"] == 1  # a mapping error is not retried
+                assert message["fault_code"] == "FORM_INVALID"  # the mapping says how
+                assert "civil_status/1.0/birth-registration.out" in message["reason"]
+                assert "form.child_name" in message["reason"]
+                assert "treEm.hoTen" in message["reason"]
                 assert simulator.state.stats()["requests"] == 0
-
-                # The integrator fixes the spec; workers restart with it; the operator replays.
-                spec.write_text(
-                    spec.read_text(encoding="utf-8").replace(BROKEN, GOOD), encoding="utf-8"
-                )
-                runtime, workers = await _start_worker(settings)
-                try:
-                    replayed, kept = await sweep(
-                        broker, names, replay=lambda p: p.dossier_code == body["code"]
-                    )
-                    assert [p.message_id for p in replayed] == [message.message_id]
-                    assert kept == []
-
-                    async def delivered() -> bool:
-                        view = (await client.get(f"/v1/dossiers/{body['code']}")).json()
-                        return view["state"]["status"] == 9
-
-                    await wait_for(delivered)
-                    # A second replay of the same message (another operator) changes nothing.
-                    connection = await aio_pika.connect(AMQP_URL)
-                    channel = await connection.channel()
-                    await channel.default_exchange.publish(
-                        aio_pika.Message(message.body, message_id=message.message_id),
-                        routing_key=names.connector_queue("civil_status"),
-                    )
-                    await connection.close()
-                    await asyncio.sleep(1.0)
-                finally:
-                    await _stop_worker(runtime, workers)
             finally:
-                await broker.close()
+                await keeper.stop()
+                await _stop_worker(runtime, workers)
+
+            # The integrator fixes the spec; workers restart with it; the operator replays.
+            spec.write_text(
+                spec.read_text(encoding="utf-8").replace(BROKEN, GOOD), encoding="utf-8"
+            )
+            runtime, workers = await _start_worker(settings)
+            try:
+                replayed = await client.post(
+                    "/v1/dead-letters:replay", json={"filter": {"dossier_code": body["code"]}}
+                )
+                assert replayed.json() == {"done": [message["id"]], "skipped": [], "remaining": 0}
+
+                async def delivered() -> bool:
+                    view = (await client.get(f"/v1/dossiers/{body['code']}")).json()
+                    return view["state"]["status"] == 9
+
+                await wait_for(delivered)
+                # The same message sent again (another operator's copy) changes nothing.
+                row = await read_dead_letter(runtime.engine, message["id"])
+                assert row is not None
+                await runtime.broker.publish(replay_message(row))
+                await asyncio.sleep(1.0)
+            finally:
+                await _stop_worker(runtime, workers)
             view = (await client.get(f"/v1/dossiers/{body['code']}")).json()
 
     outcomes = [h["outcome"] for h in view["history"] if h["kind"] == "deliver"]

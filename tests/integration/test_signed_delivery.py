@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bus.api.app import create_app
 from bus.audit.evidence import EvidenceExport, check_evidence
 from bus.connector import SigningPolicy
-from bus.parking import sweep
+from bus.dead_letters import DeadLetterKeeper
 from bus.registry import ConnectorRegistry
 from bus.runtime import Runtime
 from bus.security.agency_keys import AGENCY_KEYS_DIR_ENV, create_agency_key, load_agency_key
@@ -136,6 +136,17 @@ async def _evidence(client: httpx.AsyncClient, code: str) -> EvidenceExport:
     return export
 
 
+async def _parked_in_store(client: httpx.AsyncClient, code: str) -> dict[str, Any]:
+    async def kept() -> dict[str, Any] | None:
+        page: dict[str, Any] = (
+            await client.get("/v1/dead-letters", params={"dossier_code": code})
+        ).json()
+        return page if page["dead_letters"] else None
+
+    found: dict[str, Any] = await wait_for(kept, timeout=30)
+    return found
+
+
 def _exchanges(export: EvidenceExport) -> list[dict[str, Any]]:
     return [item.value for item in export.signatures.items if item.name.startswith("signatures[")]
 
@@ -188,10 +199,15 @@ async def test_signed_exchanges_are_sealed_and_exported_and_a_forged_answer_park
 
     # The partner answers properly again: the replayed dossier completes, applied once.
     partner.forgery = None
-    replayed, _ = await sweep(
-        runtime.broker, runtime.names, replay=lambda p: p.dossier_code == forged
-    )
-    assert [p.fault_code for p in replayed] == ["UNTRUSTED_REPLY"]
+    keeper = DeadLetterKeeper(runtime)
+    await keeper.start()
+    try:
+        [dead] = (await _parked_in_store(client, forged))["dead_letters"]
+    finally:
+        await keeper.stop()
+    assert dead["fault_code"] == "UNTRUSTED_REPLY" and dead["error_class"] == "permanent"
+    replayed = await client.post(f"/v1/dead-letters/{dead['id']}/replay")
+    assert replayed.json()["done"] == [dead["id"]], replayed.text
 
     async def completed() -> bool:
         return await _status(client, forged) == 9
