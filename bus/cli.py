@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 from collections.abc import Coroutine
 from typing import Annotated, Any
 
@@ -19,7 +18,9 @@ from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
 from bus.cli_keys import app as keys_app
 from bus.cli_mappings import app as mappings_app
+from bus.cli_status import status
 from bus.cli_trace import trace
+from bus.logs import configure_logging
 from bus.security.masking import install_log_masking, quiet_payload_loggers
 from bus.settings import Settings, get_settings, redact_url
 
@@ -37,14 +38,13 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command("trace")(trace)
+app.command("status")(status)
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, process: str) -> None:
     install_log_masking()
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        logging.DEBUG if verbose else logging.INFO, get_settings().log_format, process
     )
     # Libraries that log message bodies at DEBUG (personal data), and chatter at INFO.
     quiet_payload_loggers()
@@ -71,7 +71,7 @@ def api(
     """Serve the HTTP API (ingest, dossier state and history; OpenAPI at /docs)."""
     from bus.processes import serve_api
 
-    _logging(verbose)
+    _logging(verbose, "api")
     overrides = {k: v for k, v in {"api_host": host, "api_port": port}.items() if v is not None}
     serve_api(get_settings().model_copy(update=overrides))
 
@@ -82,13 +82,20 @@ def worker(
         list[str] | None,
         typer.Option("--connector", "-c", help="Connector id to serve; repeat. Default: all."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (BUS_WORKER_METRICS_PORT)."),
+    ] = None,
     verbose: bool = False,
 ) -> None:
     """Run connector workers: consume their queues and deliver to the partner systems."""
     from bus.processes import serve_workers
 
-    _logging(verbose)
-    _run_fast(serve_workers(get_settings(), connector or ()))
+    _logging(verbose, "worker")
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    _run_fast(serve_workers(settings, connector or ()))
 
 
 @app.command()

@@ -78,6 +78,9 @@ def add(
     operator: Annotated[
         bool, typer.Option(help="May replay dead letters and manage every subscription.")
     ] = False,
+    metrics: Annotated[
+        bool, typer.Option(help="May read /metrics (a monitoring system such as Prometheus).")
+    ] = False,
     certificate: Annotated[
         Path | None, typer.Option(help="PEM client certificate it may present (mutual TLS).")
     ] = None,
@@ -107,6 +110,7 @@ def add(
             read=read,
             subscribe=tuple(subscribe or ()),
             operator=operator,
+            metrics=metrics,
         )
         save_clients(path, directory.with_client(client))
     except (ValueError, ClientFileError) as exc:

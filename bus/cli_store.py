@@ -18,7 +18,7 @@ from bus.errors import BrokerUnavailable
 from bus.settings import get_settings, redact_url
 from bus.store.database import create_engine, writer
 
-__all__ = ["CANNOT_READ", "fail", "on_store"]
+__all__ = ["CANNOT_READ", "fail", "missing_sqlite_store", "on_store"]
 
 T = TypeVar("T")
 #: The exit code of a command that could not read the store (or reach the broker).
@@ -32,6 +32,17 @@ def fail(message: str, code: int = CANNOT_READ, *, hint: str | None = None) -> N
     if hint is not None:
         _console.print(f"  {hint}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def missing_sqlite_store(url: str) -> str | None:
+    """Why ``url`` cannot be opened when it names a SQLite file that does not exist (opening it
+    would make an empty store there); None otherwise."""
+    location = make_url(url)
+    database = location.database or ""
+    is_file = location.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+    if is_file and not Path(database).exists():
+        return f"there is no SQLite store at {database}"
+    return None
 
 
 def on_store(
@@ -50,12 +61,9 @@ def on_store(
         f"store: {redact_url(url)} — check that the database is running and reachable, and "
         "BUS_DATABASE_URL or --database-url"
     )
-    location = make_url(url)
-    database = location.database or ""
-    is_file = location.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-    if is_file and not Path(database).exists():
-        # create_engine would make an empty file there: say what is wrong instead.
-        fail(f"there is no SQLite store at {database}", hint=hint)
+    missing = missing_sqlite_store(url)
+    if missing is not None:
+        fail(missing, hint=hint)
 
     async def run() -> T:
         engine = create_engine(url)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import Broker
 from bus.batching import Batcher
+from bus.logs import about
 from bus.parking import dead_letter_row, replay_message
 from bus.runtime import Runtime
 from bus.store.dead_letters import (
@@ -87,6 +88,10 @@ class DeadLetterKeeper:
             await self._channel.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        with about(message_id=message.message_id, correlation_id=message.correlation_id):
+            await self._keep_one(message)
+
+    async def _keep_one(self, message: AbstractIncomingMessage) -> None:
         try:
             row, recorded = dead_letter_row(message)
             new = await self._batcher.submit((row, recorded))

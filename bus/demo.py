@@ -27,6 +27,9 @@ from bus.store.migrate import upgrade
 from bus.topology import Names
 from contracts import VN_TZ, Dossier, sample_birth_dossier, sample_death_dossier
 
+#: Where ``bus run``'s first worker serves its metrics; the next ones take the next ports.
+DEMO_WORKER_METRICS_PORT = 9101
+
 
 def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Console) -> int:
     """Start simulators, workers and the API as child processes; block until Ctrl-C."""
@@ -37,6 +40,8 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     upgrade(settings.database_url)  # once, before several processes race to do it
     supervisor = Supervisor()
     _add_demo_environment(supervisor, registry, console)
+    # Its children write to this terminal: text lines, unless the user asked for JSON.
+    supervisor.env.setdefault("BUS_LOG_FORMAT", "text")
     clients = make_demo_clients(registry)
     supervisor.env["BUS_CLIENTS_FILE"] = str(clients.path)
     _print_credentials(clients, console)
@@ -73,7 +78,14 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
                 f"partner simulator [cyan]{connector_id}[/] at {registered.config.endpoint}"
             )
         for index in range(workers):
-            supervisor.start(f"worker-{index + 1}", python_module("bus.cli", "worker"))
+            metrics_port = DEMO_WORKER_METRICS_PORT + index
+            ensure_port_free(
+                settings.worker_metrics_host, metrics_port, f"worker {index + 1}'s metrics"
+            )
+            supervisor.start(
+                f"worker-{index + 1}",
+                python_module("bus.cli", "worker", "--metrics-port", str(metrics_port)),
+            )
         ensure_port_free(settings.api_host, settings.api_port, "the API")
         supervisor.start("api", python_module("bus.cli", "api"))
         base_url = f"http://{settings.api_host}:{settings.api_port}"
@@ -82,6 +94,10 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
         console.print(
             f"page    [bold green]{base_url}{DASHBOARD_PATH}/[/]  "
             "(dashboard: sign in as demo-operator with its secret above)"
+        )
+        console.print(
+            f"metrics [bold green]{base_url}/metrics[/] (with the operator's key), workers' at "
+            f"http://{settings.worker_metrics_host}:{DEMO_WORKER_METRICS_PORT}/metrics and on"
         )
         if demo:
             time.sleep(0.5)  # let the workers finish subscribing before the first dossier

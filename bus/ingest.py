@@ -13,6 +13,7 @@ import orjson
 from bus import events
 from bus.batching import Batcher
 from bus.calendar import WorkingCalendar, calendar_from_settings, end_of_day
+from bus.metrics import DOSSIERS_ACCEPTED
 from bus.routing import submitted_key
 from bus.runtime import Runtime
 from bus.store.ingest import IngestReceipt, IngestRequest, write_ingest_batch
@@ -148,7 +149,10 @@ class IngestService:
             due_at=self.derived_due_at(dossier),
             linked=taker.startswith("linkage:"),
         )
-        return await self._batcher.submit(request)
+        receipt = await self._batcher.submit(request)
+        if not receipt.replayed:
+            DOSSIERS_ACCEPTED.labels(dossier.procedure_code).inc()
+        return receipt
 
 
 def build_ingest_request(

@@ -64,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus import events
 from bus.connector import ConnectorConfig, PollSettings
 from bus.errors import BusError, MappingError, PartnerRejected, PartnerUnavailable
+from bus.logs import about
 from bus.mapping import MessageMapping
 from bus.security.outbound import recording_signatures
 from bus.store.database import writer
@@ -392,7 +393,8 @@ class Poller:
             key = _stored_key(record.key)
             hop = self._hop(key, record, received_at, signed)
             try:
-                change = self._read(record)
+                with about(dossier=record.dossier_code, message_id=key):
+                    change = self._read(record)
             except MappingError as exc:
                 hop.update(fault_code=exc.fault_code, fault_detail=exc.message[:_MAX_DETAIL])
                 entries.append(PolledEntry(self.connector_id, key, hop, None))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import uvicorn
+from prometheus_client import start_http_server
 
 from bus.api.app import create_app
 from bus.dead_letters import DeadLetterKeeper
@@ -49,6 +50,9 @@ async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -
     """Run connectors, pollers, webhooks, deadline alerts, the dead-letter keeper and the relay
     until SIGINT/SIGTERM."""
     runtime = await Runtime.open(settings, name="bus-worker")
+    if settings.worker_metrics_port:
+        # Its own HTTP server (a thread): a worker has no API to hang /metrics on.
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -50,7 +50,7 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import PartnerRejected, PartnerUnavailable, PermanentError
-from bus.security.outbound import signed_partner_calls
+from bus.security.outbound import partner_hooks, signed_partner_calls
 from contracts import VN_TZ, mask_personal_numbers
 
 __all__ = [
@@ -510,7 +510,7 @@ class RestClient:
             transport=transport,
             headers={"Accept": "application/json", **(headers or {})},
             follow_redirects=False,
-            event_hooks=None if signing is None else signing.event_hooks(),
+            event_hooks=partner_hooks(signing),
         )
         auth = config.auth
         self._session: _SessionLogin | None = None

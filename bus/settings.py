@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -148,6 +149,23 @@ class Settings(BaseSettings):
         le=3600,
         description="How old a signed request may be (its `created`); older ones, and repeated "
         "nonces within this time, are refused.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines as JSON objects (for a log pipeline) or text (for a terminal); "
+        "both carry the dossier, message id, correlation id and trace id of what is logged.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which each `bus worker` serves its Prometheus metrics (/metrics); "
+        "0: none. Give each worker process its own port.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the workers' metrics listen on: keep it private to the monitoring "
+        "network (the workers' metrics need no client credentials).",
     )
     agency_keys_dir: str = Field(
         default=DEFAULT_AGENCY_KEYS_DIR,

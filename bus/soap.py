@@ -94,7 +94,7 @@ from bus.connector import (
 )
 from bus.errors import BusError, MappingError, PartnerRejected, PartnerUnavailable
 from bus.security.agency_keys import AgencyKeyError
-from bus.security.outbound import signed_partner_calls
+from bus.security.outbound import partner_hooks, signed_partner_calls
 from bus.xmlsafe import DEFAULT_MAX_BYTES, UnsafeXml, parse_xml
 from contracts import VN_TZ
 
@@ -229,7 +229,7 @@ class SoapClient:
             transport=transport,
             auth=basic,
             follow_redirects=False,
-            event_hooks=None if signing is None else signing.event_hooks(),
+            event_hooks=partner_hooks(signing),
         )
         self._transport = _HardenedTransport(self._http, root=root, max_reply_bytes=max_reply_bytes)
         try:

@@ -25,6 +25,14 @@ from bus.batching import Batcher
 from bus.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from bus.connector import Connector, Delivery, DeliveryReceipt
 from bus.errors import BusError, InvalidMessage, PartnerUnavailable
+from bus.logs import about
+from bus.metrics import (
+    CIRCUIT_OPEN,
+    DELIVERIES,
+    HOP_SECONDS,
+    NO_PROCEDURE,
+    PARTNER_CALL_SECONDS,
+)
 from bus.registry import RegisteredConnector
 from bus.runtime import Runtime
 from bus.security.outbound import recording_signatures
@@ -84,6 +92,7 @@ class ConnectorWorker:
             "superseded": 0,
         }
         self.circuit = CircuitBreaker(registered.config.circuit)
+        CIRCUIT_OPEN.labels(registered.id).set(0)
         self._paused = False
         self._stopping = False
         # Set by stop(): wakes the messages held for an in-place retry (``keep_order``).
@@ -190,31 +199,38 @@ class ConnectorWorker:
             payload = events.decode_payload(event)
         except InvalidMessage as exc:
             await self._park(message, exc, attempt)
+            self._count("parked", None)
             self._acks.ack(message)
             return
         # Taken before the first await, so events of one dossier keep the broker's order.
-        async with self._turns.turn(event.subject):
-            if isinstance(payload, StatusChange):
-                delivery = Delivery(event.id, event, change=payload, attempt=attempt)
-            elif isinstance(payload, StepOrder):
-                delivery = Delivery(
-                    event.id, event, dossier=payload.dossier, attempt=attempt, step=payload
-                )
-            else:
-                delivery = Delivery(event.id, event, dossier=payload, attempt=attempt)
-            await self._deliver(message, delivery, received_at)
+        with about(
+            dossier=event.subject,
+            message_id=event.id,
+            correlation_id=event.correlationid,
+            traceparent=event.traceparent,
+        ):
+            async with self._turns.turn(event.subject):
+                if isinstance(payload, StatusChange):
+                    delivery = Delivery(event.id, event, change=payload, attempt=attempt)
+                elif isinstance(payload, StepOrder):
+                    delivery = Delivery(
+                        event.id, event, dossier=payload.dossier, attempt=attempt, step=payload
+                    )
+                else:
+                    delivery = Delivery(event.id, event, dossier=payload, attempt=attempt)
+                await self._deliver(message, delivery, received_at)
 
     async def _deliver(
         self, message: AbstractIncomingMessage, delivery: Delivery, received_at: datetime
     ) -> None:
         event, attempt = delivery.event, delivery.attempt
         if await self._dedup.submit(event.id):
-            self.counts["duplicate"] += 1
+            self._count("duplicate", event)
             self._acks.ack(message)
             return
         if delivery.change is not None and await self._superseded(event):
             await self._commit.submit(self._superseded_record(event, received_at, attempt))
-            self.counts["superseded"] += 1
+            self._count("superseded", event)
             self._acks.ack(message)
             return
 
@@ -244,8 +260,15 @@ class ConnectorWorker:
 
         record = self._record(delivery, received_at, receipt, signed)
         outcome = await self._commit.submit(record)
-        self.counts["delivered" if outcome == "applied" else "duplicate"] += 1
+        self._count("delivered" if outcome == "applied" else "duplicate", event)
+        _observe(self.connector_id, receipt, received_at)
         self._acks.ack(message)
+
+    def _count(self, outcome: str, event: EventEnvelope | None) -> None:
+        """Count a settled message here (``counts``) and for Prometheus."""
+        self.counts[outcome] += 1
+        procedure = NO_PROCEDURE if event is None else _procedure_of(event)
+        DELIVERIES.labels(self.connector_id, procedure, outcome).inc()
 
     @property
     def _keeps_order(self) -> bool:
@@ -283,7 +306,7 @@ class ConnectorWorker:
         await self._commit.submit(
             self._failed_record(delivery.event, received_at, attempt, error, "retry", signed)
         )
-        self.counts["retried"] += 1
+        self._count("retried", delivery.event)
         if await self._hold(message, delays[attempt - 1]):
             retry = replace(delivery, attempt=attempt + 1)
             await self._deliver(message, retry, datetime.now(UTC))
@@ -331,6 +354,7 @@ class ConnectorWorker:
         if self._paused or self._queue is None or self._stopping:
             return
         self._paused = True
+        CIRCUIT_OPEN.labels(self.connector_id).set(1)
         tag, self._consumer_tag = self._consumer_tag, None
         log.warning(
             "%s: partner failing, circuit open; pausing %.1fs before a probe",
@@ -380,6 +404,7 @@ class ConnectorWorker:
             self._resume_later(self._registered.config.circuit.open_seconds)
             return
         self._paused = False
+        CIRCUIT_OPEN.labels(self.connector_id).set(0)
         log.info("%s: consuming again (circuit %s)", self.connector_id, self.circuit.state)
         if self.circuit.state is CircuitState.OPEN:
             self._pause()  # a probe that came through the new consumer has already failed
@@ -405,7 +430,7 @@ class ConnectorWorker:
                 headers=dict(message.headers or {}),
             )
         )
-        self.counts["deferred"] += 1
+        self._count("deferred", event)
         self._acks.ack(message)
 
     def _hop(
@@ -515,7 +540,7 @@ class ConnectorWorker:
                     headers={**(message.headers or {}), ATTEMPT_HEADER: attempt + 1},
                 )
             )
-            self.counts["retried"] += 1
+            self._count("retried", event)
             log.info(
                 "%s: %s attempt %d failed (%s); retry in %ss",
                 self.connector_id,
@@ -526,6 +551,7 @@ class ConnectorWorker:
             )
         else:
             await self._park(message, error, attempt)
+            self._count("parked", event)
         self._acks.ack(message)
 
     def _failed_record(
@@ -579,7 +605,6 @@ class ConnectorWorker:
                 },
             )
         )
-        self.counts["parked"] += 1
         log.warning("%s: parked %s: %s", self.connector_id, message.message_id, reason)
 
 
@@ -604,3 +629,21 @@ def _partner_time(receipt: DeliveryReceipt) -> datetime:
     if dated is None or dated > receipt.answered_at + FUTURE_TOLERANCE:
         return receipt.answered_at
     return dated
+
+
+def _procedure_of(event: EventEnvelope) -> str:
+    """The procedure of the dossier an event carries (a submitted dossier or a step order)."""
+    data = event.data if isinstance(event.data, dict) else {}
+    dossier = data.get("dossier") if isinstance(data.get("dossier"), dict) else data
+    procedure = dossier.get("procedure_code") if isinstance(dossier, dict) else None
+    return procedure if isinstance(procedure, str) else NO_PROCEDURE
+
+
+def _observe(connector_id: str, receipt: DeliveryReceipt, received_at: datetime) -> None:
+    """The partner's time and the hop's, for the latency histograms."""
+    PARTNER_CALL_SECONDS.labels(connector_id).observe(
+        max(0.0, (receipt.answered_at - receipt.sent_at).total_seconds())
+    )
+    HOP_SECONDS.labels(connector_id).observe(
+        max(0.0, (datetime.now(UTC) - received_at).total_seconds())
+    )

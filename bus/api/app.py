@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bus.api import (
     events_stream,
     flow,
     inbound,
+    metrics,
     oauth,
     stats,
     subscriptions,
@@ -40,6 +42,7 @@ from bus.api.problems import (
     request_validation_handler,
 )
 from bus.api.replies import SignedReplies
+from bus.connector_health import HEALTH_WINDOW, health_of
 from bus.dashboard import DASHBOARD_PATH, dashboard_files
 from bus.errors import BusError
 from bus.ingest import IngestService
@@ -49,6 +52,7 @@ from bus.security.agency_keys import public_agency_keys
 from bus.security.signing import public_jwk
 from bus.security.tokens import load_or_create_key
 from bus.settings import Settings, get_settings
+from bus.store.connector_health import connector_activity
 from contracts import load_procedure_catalogue
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,7 @@ def create_app(
     app.include_router(trace.router)
     app.include_router(flow.router)
     app.include_router(connectors.router)
+    app.include_router(metrics.router)
     # The officers' dashboard: public static files, no data (they call the API with a token).
     app.mount(DASHBOARD_PATH, dashboard_files(), name="dashboard")
 
@@ -120,7 +125,11 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="The store and the broker are reachable")
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The store and the broker are reachable; each partner's state (ok, failing, idle)",
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, Any] = {"broker": runtime.broker.is_connected}
@@ -131,10 +140,15 @@ def create_app(
         except SQLAlchemyError:
             checks["database"] = False
         ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+        if checks["database"]:
+            # Each partner's state as the log shows it (a worker's circuit lives in its memory;
+            # its effect, failures then none, is in the log). Not a readiness condition: a
+            # partner down must not take the API out of its load balancer.
+            since = datetime.now(UTC) - HEALTH_WINDOW
+            activity = await connector_activity(runtime.engine, runtime.registry.ids, since)
+            body["partners"] = {a.connector: health_of(a).value for a in activity}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app
 

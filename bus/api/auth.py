@@ -246,6 +246,13 @@ def require_operator(caller: Caller) -> AgencyClient:
     return caller
 
 
+def require_metrics(caller: Caller) -> AgencyClient:
+    """The caller, if it may read the metrics (a monitoring client, or an operator); else 403."""
+    if not caller.metrics and not caller.operator:
+        raise forbidden(f"client {caller.id} may not read the metrics (metrics: true)")
+    return caller
+
+
 def require_read_all(caller: Caller) -> AgencyClient:
     """The caller, if it may read every dossier (portals, operators); else 403."""
     if caller.read is not ReadScope.ALL and not caller.operator:

@@ -14,6 +14,7 @@ from bus.api.body import read_json_body
 from bus.api.problems import PROBLEM_JSON, Problem, require_dossier_code, validation_problem
 from bus.ingest import IngestService, Submission, UnroutableDossier
 from bus.linkage.book import LinkageBook
+from bus.logs import about
 from bus.registry import ConnectorRegistry
 from bus.security.clients import AgencyClient
 from bus.settings import Settings
@@ -189,15 +190,16 @@ async def submit_dossier(
         traceparent = None  # a malformed trace header starts a new trace rather than failing
     service = _service(request)
     try:
-        receipt = await service.accept(
-            dossier,
-            Submission(
-                received_at=received_at,
-                request_bytes=size,
-                idempotency_key=idempotency_key,
-                traceparent=traceparent,
-            ),
-        )
+        with about(dossier=dossier.code, traceparent=traceparent):
+            receipt = await service.accept(
+                dossier,
+                Submission(
+                    received_at=received_at,
+                    request_bytes=size,
+                    idempotency_key=idempotency_key,
+                    traceparent=traceparent,
+                ),
+            )
     except UnroutableDossier as exc:
         raise Problem(
             422,

@@ -35,6 +35,7 @@ from bus.inbound.settings import (
 from bus.inbound.soap import SoapVersion
 from bus.inbound.wsdl import InboundWsdl, WsdlError, load_wsdl
 from bus.ingest import IngestService, Submission, UnroutableDossier
+from bus.logs import about
 from bus.mapping import MappingCatalog, MessageMapping, SpecError
 from bus.mapping.compiler import Getter, compile_expression
 from bus.poller import record_key
@@ -254,15 +255,22 @@ class InboundService:
             log.exception("%s: mapping %s failed on a push", route.config.id, ref)
             return Verdict("invalid", f"{ref}: cannot read the record: {type(exc).__name__}")
         if isinstance(canonical, StatusChange):
-            if dated_in_future(canonical, received_at):
-                return Verdict(
-                    "invalid",
-                    f"the change is dated {canonical.changed_at.isoformat()}, after the bus's "
-                    "time: check the sending system's clock",
-                )
-            return await self._change(route, message, record, canonical, push, received_at)
-        assert isinstance(canonical, Dossier)
-        return await self._dossier(route, ref, canonical, push, received_at)
+            code = canonical.dossier_code
+        elif isinstance(canonical, Dossier):
+            code = canonical.code
+        else:
+            return Verdict("invalid", f"{ref} maps to neither a dossier nor a status change")
+        with about(dossier=code):
+            if isinstance(canonical, StatusChange):
+                if dated_in_future(canonical, received_at):
+                    return Verdict(
+                        "invalid",
+                        f"the change is dated {canonical.changed_at.isoformat()}, after the "
+                        "bus's time: check the sending system's clock",
+                    )
+                return await self._change(route, message, record, canonical, push, received_at)
+            assert isinstance(canonical, Dossier)
+            return await self._dossier(route, ref, canonical, push, received_at)
 
     async def _change(
         self,

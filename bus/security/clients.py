@@ -18,6 +18,7 @@ each client's secret and of its certificate:
         read: own                        # own | all: the dossiers it may read
         subscribe: ["dossier.status.*.000.00.10.H12"]   # event routing keys it may receive
         operator: false                  # dead letters, other clients' subscriptions
+        metrics: false                   # GET /metrics (operators may too)
 
 A secret is 32 random bytes (:func:`new_secret`): with that much entropy one SHA-256 is enough to
 store it safely (a slow password hash protects low-entropy human passwords; it would only slow
@@ -101,6 +102,10 @@ class AgencyClient(BaseModel):
     )
     operator: bool = Field(
         default=False, description="May replay dead letters and manage every subscription"
+    )
+    metrics: bool = Field(
+        default=False,
+        description="May read /metrics: a monitoring system (counts only, no dossier in them)",
     )
     signing_keys: tuple[str, ...] = Field(
         default=(),

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from bus.connector import ConnectorConfig
 from bus.errors import UntrustedReply
+from bus.logs import propagate_trace
 from bus.security.agency_keys import AgencyKeyError, agency_keys_dir, load_agency_key
 from bus.security.signing import (
     SignatureRefused,
@@ -41,7 +42,12 @@ from bus.security.signing import (
     verify_response,
 )
 
-__all__ = ["SignedPartnerCalls", "recording_signatures", "signed_partner_calls"]
+__all__ = [
+    "SignedPartnerCalls",
+    "partner_hooks",
+    "recording_signatures",
+    "signed_partner_calls",
+]
 
 #: Where each signed exchange of the current delivery is collected (None: nobody collects).
 _RECORDED: ContextVar[list[dict[str, Any]] | None] = ContextVar("signed_exchanges", default=None)
@@ -153,6 +159,22 @@ class SignedPartnerCalls:
 def _fields(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
     """The signature fields present, as sent (lower-case names)."""
     return {name: headers[name] for name in names if name in headers}
+
+
+def partner_hooks(
+    signing: SignedPartnerCalls | None,
+) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """The httpx event hooks of a partner client: the message's trace context on every call
+    (W3C ``traceparent``), then, if it signs, the signature (which the trace header does not
+    disturb: it covers the method, target and body digest)."""
+    hooks: dict[str, list[Callable[[Any], Awaitable[None]]]] = {
+        "request": [propagate_trace],
+        "response": [],
+    }
+    if signing is not None:
+        for stage, added in signing.event_hooks().items():
+            hooks[stage] += added
+    return hooks
 
 
 def signed_partner_calls(

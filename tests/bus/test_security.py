@@ -199,6 +199,14 @@ def test_bus_clients_add_rotate_list_remove(tmp_path: Path) -> None:
     secret = added.output.strip().splitlines()[-1]
     found = load_clients(path).by_secret(secret)
     assert found is not None and found.procedures == ("*",)
+    assert not found.metrics and not found.operator
+    monitoring = runner.invoke(
+        app, ["clients", "add", "prometheus", "--agency", DESK, "--metrics", "--file", str(path)]
+    )
+    assert monitoring.exit_code == 0, monitoring.output
+    watcher = load_clients(path).get("prometheus")
+    assert watcher is not None and watcher.metrics and not watcher.operator
+    runner.invoke(app, ["clients", "remove", "prometheus", "--file", str(path)])
 
     rotated = runner.invoke(app, ["clients", "rotate", "one-stop", "--file", str(path)])
     assert rotated.exit_code == 0, rotated.output

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +27,8 @@ from bus.store.dead_letters import DeadLetterQuery, matching_ids
 from bus.store.schema import dossiers, hops, outbox
 from connectors.civil_status import SimulatorState
 from contracts import sample_birth_dossier_json
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def wait_for(
@@ -215,3 +221,32 @@ async def park_dead_letter(settings: Settings, dossier_code: str) -> int:
     finally:
         await keeper.stop()
         await runtime.close()
+
+
+def worker_process(
+    settings: Settings,
+    log: Path,
+    connectors: Sequence[str] = ("civil_status",),
+    *options: str,
+) -> subprocess.Popen[str]:
+    """A ``bus worker`` process for ``connectors`` (with the command's ``options``), returned
+    once it says it is consuming."""
+    env = {**os.environ, **settings.as_environment()}
+    chosen = [arg for connector in connectors for arg in ("--connector", connector)]
+    with log.open("a") as stderr:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bus.cli", "worker", *chosen, *options],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert process.stdout is not None
+    for line in process.stdout:  # blocks until the worker says it is consuming
+        if line.startswith("worker ready"):
+            process.stdout.close()
+            return process
+    process.stdout.close()
+    tail = log.read_text()[-3000:]
+    raise AssertionError(f"worker exited with {process.wait()} before it was ready:\n{tail}")

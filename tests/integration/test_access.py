@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -216,6 +217,11 @@ MATRIX = [
         "GET", "/v1/connectors/health",
         lambda c, b: c.get("/v1/connectors/health"),
         "operator", 200, "residence", 403,
+    ),
+    Case(
+        "GET", "/metrics",
+        lambda c, b: c.get("/metrics"),
+        "operator", 200, "portal", 403,  # monitoring clients (metrics: true) and operators
     ),
     Case(
         "GET", "/v1/dead-letters",
@@ -530,15 +536,20 @@ async def test_an_abusive_client_slows_only_itself(
                     if answer.status_code == 429:
                         retry_after.add(answer.headers["retry-after"])
 
+            flood_started = time.perf_counter()
             during, *_ = await asyncio.gather(timed_reads(40), *(flood(20) for _ in range(15)))
+            flood_seconds = time.perf_counter() - flood_started
     refused = statuses.count(429)
+    # 20 a second: over a flood of T seconds, at most 20 in each of the ceil(T) + 1 windows it
+    # touches (a slow machine stretches the flood over more of them).
+    allowed = 20 * (math.ceil(flood_seconds) + 1)
     print(
         f"\n  flooder: {len(statuses)} requests, {statuses.count(200)} answered, {refused} refused"
         f" 429; other client p95 {_p95(baseline) * 1000:.1f} ms before,"
         f" {_p95(during) * 1000:.1f} ms during the flood"
     )
-    assert statuses.count(200) <= 40, "the flooder got past its limit"
-    assert refused >= 250 and all(int(value) >= 1 for value in retry_after)
+    assert statuses.count(200) <= allowed, f"the flooder got past its limit in {flood_seconds} s"
+    assert refused >= 300 - allowed and all(int(value) >= 1 for value in retry_after)
     assert _p95(during) <= max(5 * _p95(baseline), 0.25)
 
 

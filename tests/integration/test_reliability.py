@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,11 +31,10 @@ from tests.integration.helpers import (
     push_dossiers,
     read_ledger,
     wait_until_applied,
+    worker_process,
 )
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -96,31 +92,6 @@ async def test_cutting_the_broker_link_during_ingest_loses_nothing(
             await runtime.close()
 
 
-def _worker_process(
-    settings: Settings, log: Path, connectors: Sequence[str] = ("civil_status",)
-) -> subprocess.Popen[str]:
-    """A ``bus worker`` process for ``connectors``, returned once it says it is consuming."""
-    env = {**os.environ, **settings.as_environment()}
-    chosen = [arg for connector in connectors for arg in ("--connector", connector)]
-    with log.open("a") as stderr:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", "worker", *chosen],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    assert process.stdout is not None
-    for line in process.stdout:  # blocks until the worker says it is consuming
-        if line.startswith("worker ready"):
-            process.stdout.close()
-            return process
-    process.stdout.close()
-    tail = log.read_text()[-3000:]
-    raise AssertionError(f"worker exited with {process.wait()} before it was ready:\n{tail}")
-
-
 @pytest.fixture
 def settings(
     namespace: str, sqlite_url: str, simulator: Simulator, broker_cleanup: list[str]
@@ -134,7 +105,7 @@ async def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(
 ) -> None:
     """SIGKILL of the worker while 1,000 dossiers flow: all 1,000 delivered, none applied twice."""
     with serve_app(create_app(settings), lifespan="on") as api:
-        first = await asyncio.to_thread(_worker_process, settings, tmp_path / "worker.log")
+        first = await asyncio.to_thread(worker_process, settings, tmp_path / "worker.log")
         killed = asyncio.Event()
 
         async def kill_when_busy() -> None:
@@ -153,7 +124,7 @@ async def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(
         applied_at_kill = simulator.state.stats()["applied"]
         assert applied_at_kill < 1000, "the worker finished before it could be killed"
 
-        second = await asyncio.to_thread(_worker_process, settings, tmp_path / "worker.log")
+        second = await asyncio.to_thread(worker_process, settings, tmp_path / "worker.log")
         try:
             assert len(pushed.accepted) == 1000, pushed.refused
             await wait_until_applied(simulator.state, pushed.accepted, timeout=180)
@@ -184,7 +155,7 @@ async def test_a_worker_killed_mid_bundle_finishes_every_run_once(
     log = tmp_path / "worker.log"
     agencies = (simulator.state, partners.residence, partners.social_insurance)
     with serve_app(create_app(settings), lifespan="on") as api:
-        first = await asyncio.to_thread(_worker_process, settings, log, BIRTH_CONNECTORS)
+        first = await asyncio.to_thread(worker_process, settings, log, BIRTH_CONNECTORS)
 
         async def kill_mid_bundle() -> None:
             # Residence acts second: with 40 done, runs stand at every step when the kill lands.
@@ -201,7 +172,7 @@ async def test_a_worker_killed_mid_bundle_finishes_every_run_once(
         at_kill = [state.stats()["applied"] for state in agencies]
         assert min(at_kill) < 300, f"every run ended before the kill: {at_kill}"
 
-        second = await asyncio.to_thread(_worker_process, settings, log, BIRTH_CONNECTORS)
+        second = await asyncio.to_thread(worker_process, settings, log, BIRTH_CONNECTORS)
         try:
             assert len(pushed.accepted) == 300, pushed.refused
             for state in agencies:
