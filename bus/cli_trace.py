@@ -22,8 +22,11 @@ def trace(
     code: Annotated[str, typer.Argument(help="The dossier code, e.g. 000.00.10.H12-240315-0001.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:
-    """Show every hop of a dossier: from, to, received, sent, answered, done (Vietnam time),
-    sizes, outcome, fault, mapping and retries, then the events the bus emitted about it."""
+    """Show every hop of a dossier across agencies, and where its time went.
+
+    For each attempt of each hop: from, to, received, sent, answered, done (Vietnam time),
+    sizes, outcome, fault, mapping and retries; then the events the bus emitted about it.
+    """
     if not is_dossier_code(code):
         fail(f"{code!r} is not a dossier code: agency-YYMMDD-sequence, e.g. {_EXAMPLE}")
     found = on_store(

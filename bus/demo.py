@@ -96,8 +96,9 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
             "(dashboard: sign in as demo-operator with its secret above)"
         )
         console.print(
-            f"metrics [bold green]{base_url}/metrics[/] (with the operator's key), workers' at "
-            f"http://{settings.worker_metrics_host}:{DEMO_WORKER_METRICS_PORT}/metrics and on"
+            f"metrics [bold green]{base_url}/metrics[/] (with the operator's key); worker 1's at "
+            f"http://{settings.worker_metrics_host}:{DEMO_WORKER_METRICS_PORT}/metrics, the next "
+            "workers' on the next ports"
         )
         if demo:
             time.sleep(0.5)  # let the workers finish subscribing before the first dossier
