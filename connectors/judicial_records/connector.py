@@ -24,6 +24,7 @@ from bus.connector import ConnectorConfig
 from bus.errors import MappingError, PartnerRejected, PartnerUnavailable
 from bus.mapping import ConnectorMappings, MappingCatalog, SpecError
 from bus.poller import Page, PartnerRecord, ReadRecord, record_key
+from bus.security.outbound import partner_hooks, signed_partner_calls
 from contracts import VN_TZ, StatusChange
 
 __all__ = [
@@ -95,6 +96,8 @@ class JudicialRecordsConnector:
             transport=transport,
             headers={"Accept": "application/json"},
             follow_redirects=False,
+            # The trace context on every call, and the signatures when [signing] asks for them.
+            event_hooks=partner_hooks(signed_partner_calls(config)),
         )
 
     async def fetch(

@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from bus.connector import Connector, ConnectorConfig, SigningPolicy
+from bus.connector import Connector, ConnectorConfig, PollSettings, SigningPolicy
 from bus.errors import PartnerRejected, PartnerUnavailable, UntrustedReply
+from bus.ingest import Submission, build_ingest_request
 from bus.mapping import MappingCatalog
+from bus.poller import Poller
 from bus.security.agency_keys import (
     AGENCY_KEYS_DIR_ENV,
     AgencyKeyError,
@@ -26,15 +29,22 @@ from bus.security.agency_keys import (
 from bus.security.outbound import recording_signatures
 from bus.security.signing import public_key_text, sign_request
 from bus.soap import SoapSetupError
+from bus.store.database import create_engine, writer
+from bus.store.ingest import write_ingest_batch
+from bus.store.migrate import upgrade_async
+from bus.store.schema import hops
 from bus.testing import Forgery, PartnerSignatures, serve_app
 from bus.testing.deliveries import delivery_of
 from connectors.civil_status import CivilStatusConnector
 from connectors.civil_status import SimulatorState as CivilStatusState
 from connectors.civil_status import create_simulator_app as civil_status_app
+from connectors.judicial_records import JudicialRecordsConnector
+from connectors.judicial_records import SimulatorState as JudicialState
+from connectors.judicial_records import create_simulator_app as judicial_app
 from connectors.residence import ResidenceConnector
 from connectors.residence import SimulatorState as ResidenceState
 from connectors.residence import create_simulator_app as residence_app
-from contracts import Dossier, sample_birth_dossier
+from contracts import VN_TZ, Dossier, sample_birth_dossier
 
 #: The one-stop desk the bus signs for, and an agency whose key no partner was given.
 AGENCY = "000.00.10.H12"
@@ -294,3 +304,65 @@ def test_a_missing_agency_key_stops_the_connector_with_what_to_do(
 def test_a_partner_key_that_is_not_ed25519_is_refused_when_read() -> None:
     with pytest.raises(ValidationError, match="Ed25519"):
         SigningPolicy(agency=AGENCY, partner_key="bm90IGEga2V5")
+
+
+# --- a partner the bus polls (pull and acknowledge) -----------------------------------------
+
+
+async def test_a_polled_partners_signed_pages_are_checked_and_kept_with_each_record(
+    keys_dir: Path, partner_key: Ed25519PrivateKey, sqlite_url: str
+) -> None:
+    """The judicial-records list is asked for and acknowledged with signed calls; each page's
+    signed answer is verified and kept with the hop of every record read from it. A forged
+    page stops the poll before anything is applied or acknowledged."""
+    partner = PartnerSignatures(
+        trusted={AGENCY: load_agency_key(keys_dir, AGENCY).public_key()},
+        key_id=PARTNER_KEY_ID,
+        key=partner_key,
+    )
+    state = JudicialState(seed=5)
+    await upgrade_async(sqlite_url)
+    engine = create_engine(sqlite_url)
+    dossier = sample_birth_dossier(sequence=7)
+    request = build_ingest_request(
+        dossier, Submission(received_at=datetime.now(UTC), request_bytes=1), events_exchange="t"
+    )
+    await write_ingest_batch(writer(engine), [request])
+    try:
+        with serve_app(partner.wrap(judicial_app(state))) as url:
+            shipped = ConnectorConfig.from_file(
+                JudicialRecordsConnector.default_config, endpoint=url
+            )
+            policy = SigningPolicy(
+                agency=AGENCY,
+                partner_key=public_key_text(partner_key.public_key()),
+                partner_key_id=PARTNER_KEY_ID,
+            )
+            connector = JudicialRecordsConnector(shipped.model_copy(update={"signing": policy}))
+            settings = PollSettings(
+                interval_seconds=0.1, window_days=7, page_size=10,
+                start=datetime.now(UTC) - timedelta(hours=1),
+            )  # fmt: skip
+            try:
+                state.add(dossier.code, 3, datetime.now(VN_TZ).date())
+                partner.forgery = "wrong_request"
+                with pytest.raises(UntrustedReply):
+                    await Poller(connector, engine, exchange="t", settings=settings).poll_once()
+                assert state.stats()["acknowledged"] == 0
+                partner.forgery = None
+                report = await Poller(
+                    connector, engine, exchange="t", settings=settings
+                ).poll_once()
+            finally:
+                await connector.aclose()
+        assert report.outcomes == {"applied": 1}
+        assert state.stats()["acknowledged"] == 1
+        assert partner.refused == 0 and set(partner.signed_by) == {AGENCY}
+        async with engine.connect() as connection:
+            (kept,) = (
+                await connection.execute(sa.select(hops.c.signatures).where(hops.c.kind == "poll"))
+            ).scalars()
+        assert kept and all(exchange["reply_verified"] is True for exchange in kept)
+        assert kept[0]["method"] in ("GET", "POST")
+    finally:
+        await engine.dispose()
