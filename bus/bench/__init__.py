@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured on this machine, each against a baseline in the same run."""
