@@ -19,15 +19,15 @@ import typer
 from aiormq.exceptions import AMQPError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from bus.cli_store import missing_sqlite_store
+from bus.cli_store import missing_sqlite_store, store_error
 from bus.connector_health import HEALTH_WINDOW, health_of
-from bus.metrics import StoreFigures, read_store_figures
 from bus.registry import ConnectorRegistry
 from bus.settings import Settings, get_settings, redact_url
 from bus.store.connector_health import connector_activity
 from bus.store.database import create_engine
+from bus.store.figures import StoreFigures, read_store_figures
 from bus.topology import Names
 from contracts import DossierStatus
 
@@ -66,8 +66,7 @@ async def read_status(settings: Settings, registry: ConnectorRegistry) -> BusSta
         found.partners = {a.connector: health_of(a).value for a in activity}
         found.store = "ok"
     except (SQLAlchemyError, OSError) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        text = store_error(exc)
         hint = " (run `bus migrate`)" if "no such table" in text or "does not exist" in text else ""
         found.store = f"unreachable: {text}{hint}"
     finally:

@@ -18,7 +18,7 @@ from bus.errors import BrokerUnavailable
 from bus.settings import get_settings, redact_url
 from bus.store.database import create_engine, writer
 
-__all__ = ["CANNOT_READ", "fail", "missing_sqlite_store", "on_store"]
+__all__ = ["CANNOT_READ", "fail", "missing_sqlite_store", "on_store", "store_error"]
 
 T = TypeVar("T")
 #: The exit code of a command that could not read the store (or reach the broker).
@@ -32,6 +32,13 @@ def fail(message: str, code: int = CANNOT_READ, *, hint: str | None = None) -> N
     if hint is not None:
         _console.print(f"  {hint}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def store_error(exc: SQLAlchemyError | OSError) -> str:
+    """What went wrong with the store, in one line (the driver's words, not SQLAlchemy's)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
 
 
 def missing_sqlite_store(url: str) -> str | None:
@@ -77,8 +84,7 @@ def on_store(
     try:
         return asyncio.run(run())
     except (SQLAlchemyError, OSError) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) else exc
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        text = store_error(exc)
         missing = next((name for name in tables if name in text), None)
         if missing is not None:
             fail(f"the store has no {missing} table yet ({text}): run `bus migrate`", hint=hint)

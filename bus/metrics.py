@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Final
 
-import sqlalchemy as sa
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus.store.schema import dead_letters, dossiers, outbox
-from contracts import OPEN_STATUSES
+from bus.store.figures import StoreFigures, read_store_figures
 
 __all__ = [
     "CIRCUIT_OPEN",
@@ -45,8 +41,6 @@ __all__ = [
     "HOP_SECONDS",
     "PARTNER_CALL_SECONDS",
     "StoreCollector",
-    "StoreFigures",
-    "read_store_figures",
 ]
 
 #: Seconds: from a fast partner on loopback (a few ms) to one at its timeout.
@@ -78,59 +72,6 @@ HOP_SECONDS: Final = Histogram(
 CIRCUIT_OPEN: Final = Gauge(
     "bus_circuit_open", "1 while the connector's circuit is open (its worker paused)", ["connector"]
 )
-
-
-@dataclass(frozen=True)
-class StoreFigures:
-    """What the store says at one moment."""
-
-    by_status: dict[int, int] = field(default_factory=dict)
-    overdue: int = 0
-    parked: dict[str, int] = field(default_factory=dict)
-    outbox_pending: int = 0
-    outbox_lag_seconds: float = 0.0
-
-
-async def read_store_figures(engine: AsyncEngine, now: datetime | None = None) -> StoreFigures:
-    """Dossiers by status, overdue ones, parked dead letters per connector, the outbox's lag."""
-    now = now or datetime.now(UTC)
-    async with engine.connect() as connection:
-        by_status = {
-            int(status): int(count)
-            for status, count in await connection.execute(
-                sa.select(dossiers.c.status, sa.func.count()).group_by(dossiers.c.status)
-            )
-        }
-        overdue = (
-            await connection.execute(
-                sa.select(sa.func.count())
-                .select_from(dossiers)
-                .where(
-                    dossiers.c.status.in_([int(s) for s in OPEN_STATUSES]),
-                    dossiers.c.due_at < now,
-                )
-            )
-        ).scalar_one()
-        parked = {
-            str(connector or "?"): int(count)
-            for connector, count in await connection.execute(
-                sa.select(dead_letters.c.connector, sa.func.count())
-                .where(dead_letters.c.state == "parked")
-                .group_by(dead_letters.c.connector)
-            )
-        }
-        pending, oldest = (
-            await connection.execute(
-                sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
-                    outbox.c.sent_at.is_(None)
-                )
-            )
-        ).one()
-    lag = 0.0
-    if oldest is not None:
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-        lag = max(0.0, (now - oldest).total_seconds())
-    return StoreFigures(by_status, int(overdue), parked, int(pending), lag)
 
 
 class StoreCollector(Collector):

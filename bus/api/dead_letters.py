@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bus.api.auth import require_operator
-from bus.api.body import read_json_body
-from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
+from bus.api.body import read_json_model
+from bus.api.problems import PROBLEM_JSON, Problem
 from bus.dead_letters import discard_dead_letters, replay_dead_letters
 from bus.security.clients import AgencyClient
-from bus.settings import Settings
 from bus.store import dead_letters as store
 from bus.store.dead_letters import DeadLetterQuery
 from contracts.codes import DOSSIER_CODE_PATTERN, PROCEDURE_CODE_PATTERN
@@ -175,26 +174,10 @@ class Outcome(BaseModel):
     remaining: int = Field(description="Parked ones matching the filter left for a next call")
 
 
-Body = TypeVar("Body", bound=BaseModel)
-
-
 def _body_of(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads its body itself (after authentication)."""
     schema = model.model_json_schema()
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-async def _read(request: Request, model: type[Body]) -> Body:
-    """The request's JSON body as ``model``: read only now, once the caller is known to be an
-    operator, and within the body limits; a problem document saying what is wrong otherwise."""
-    settings: Settings = request.app.state.settings
-    raw, _ = await read_json_body(
-        request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_problem(exc.errors(), title="Invalid request") from exc
 
 
 @router.get(
@@ -270,7 +253,7 @@ async def replay_one(request: Request, operator: Operator, dead_letter_id: DeadL
 )
 async def replay_many(request: Request, operator: Operator) -> Outcome:
     """Up to 10,000 per call, oldest first; ``remaining`` says how many more match."""
-    selection = await _read(request, Selection)
+    selection = await read_json_model(request, Selection, title="Invalid request")
     runtime = request.app.state.runtime
     ids, remaining = await _selected(request, selection)
     report = await replay_dead_letters(runtime.writer, runtime.broker, ids, by=operator.id)
@@ -296,7 +279,7 @@ async def discard_one(
     request: Request, operator: Operator, dead_letter_id: DeadLetterId
 ) -> Outcome:
     """It stays on record (and in its dossier's history) with the reason; it is not delivered."""
-    discard = await _read(request, Discard)
+    discard = await read_json_model(request, Discard, title="Invalid request")
     await _parked(request, dead_letter_id)
     done = await discard_dead_letters(
         request.app.state.runtime.writer, [dead_letter_id], by=operator.id, reason=discard.reason
@@ -313,7 +296,7 @@ async def discard_one(
 )
 async def discard_many(request: Request, operator: Operator) -> Outcome:
     """Up to 10,000 per call; ``remaining`` says how many more match."""
-    selection = await _read(request, BulkDiscard)
+    selection = await read_json_model(request, BulkDiscard, title="Invalid request")
     ids, remaining = await _selected(request, selection)
     done = await discard_dead_letters(
         request.app.state.runtime.writer, ids, by=operator.id, reason=selection.reason

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from bus.api.auth import Caller, require_subscription_rights
-from bus.api.body import read_json_body
-from bus.api.problems import PROBLEM_JSON, Problem, validation_problem
+from bus.api.body import read_json_model
+from bus.api.problems import PROBLEM_JSON, Problem
 from bus.security.clients import AgencyClient
 from bus.settings import Settings
 from bus.store import subscriptions as store
@@ -120,16 +120,7 @@ async def create_subscription(
 
     The answer carries the signing secret; it is never shown again.
     """
-    settings = _settings(request)
-    raw, _ = await read_json_body(
-        request, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
-    )
-    try:
-        wanted = SubscriptionRequest.model_validate(raw)
-    except ValidationError as exc:
-        problem = validation_problem(exc.errors())
-        problem.title = "Invalid subscription"
-        raise problem from exc
+    wanted = await read_json_model(request, SubscriptionRequest, title="Invalid subscription")
     require_subscription_rights(caller, wanted.routing_keys)
     secret = new_secret()
     row = await store.create(
