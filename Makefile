@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck setup broker database browser schemas bench-mappings clean
+.PHONY: run test bench lint typecheck setup broker database browser schemas bench-mappings clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -42,6 +42,12 @@ test: setup broker database browser
 	$(BIN)/bus mappings check
 	$(BIN)/bus mappings test
 	$(BIN)/pytest
+
+## The bus against RabbitMQ alone on this machine: per hop, latency, scale-out with 1/2/4 workers
+## and 1/2 APIs, RSS over 200,000 dossiers; JSON and PNG in bench/results/. With BUS_DATABASE_URL
+## on a PostgreSQL server, each deployment gets a fresh database there.
+bench: setup broker
+	$(BIN)/bus bench
 
 ## Map the DVCQG dossier both ways on one core and compare with json.loads (target 10,000/s).
 bench-mappings: setup

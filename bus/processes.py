@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -91,9 +92,18 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        """Start ``argv`` as child ``name`` in its own process group."""
-        process = subprocess.Popen(list(argv), env=self.env, start_new_session=True)
+    def start(
+        self, name: str, argv: Sequence[str], *, output: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as child ``name`` in its own process group, its stdout and stderr
+        appended to ``output`` when given (else shared with this process)."""
+        if output is None:
+            process = subprocess.Popen(list(argv), env=self.env, start_new_session=True)
+        else:
+            with output.open("ab") as log:  # the child keeps its own copy of the descriptor
+                process = subprocess.Popen(
+                    list(argv), env=self.env, start_new_session=True, stdout=log, stderr=log
+                )
         self.children.append((name, process))
         return process
 

@@ -1,0 +1,419 @@
+"""The bus end to end: HTTP ingest, store, outbox relay, worker, mapping, delivery to the
+civil-status simulator, status event out, measured on real processes.
+
+One deployment goes through four stages:
+
+1. **hops**: dossiers pushed flat out with no worker running, then workers started to drain
+   them. Each hop's rate is read where the hop leaves its mark: the APIs' answers (ingest), the
+   outbox's confirm times (publish), the store's delivered hops (deliver) and the subscriber's
+   receipts (announce).
+2. **peak**: with every process running, dossiers pushed flat out; dossiers per second from the
+   first POST to the last status event, and the latency of each (a loaded system's latency).
+3. **half of peak**: dossiers pushed on a fixed schedule at half that rate; latency p50/p95/p99.
+4. **soak** (optional): many dossiers flat out while every process's RSS is sampled.
+
+Every stage ends by checking the exactly-once effect: each accepted dossier applied once by the
+partner and delivered once in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bus.bench.ceiling import percentile
+from bus.bench.deployment import Deployment, deploy
+from bus.bench.load import (
+    Pushed,
+    StatusListener,
+    dossier_bodies,
+    push_at_rate,
+    push_flat_out,
+)
+from bus.bench.memory import MemorySampler
+from bus.store.database import create_engine
+from bus.store.schema import hops, outbox
+
+__all__ = [
+    "EndToEndResult",
+    "HopRate",
+    "Latency",
+    "SoakResult",
+    "Tally",
+    "measure_end_to_end",
+    "measure_throughput",
+]
+
+#: The final status of a birth registration the civil-status partner took.
+_PROCESSED = 9
+
+
+@dataclass(frozen=True)
+class HopRate:
+    """How fast one hop moved the dossiers it was given."""
+
+    hop: str
+    what: str
+    messages: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        """Messages through the hop per second."""
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Ingest-to-status-event latency of one load."""
+
+    load: str
+    offered_per_second: float | None
+    dossiers: int
+    per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What went in and what came out of one stage."""
+
+    accepted: int
+    refused: dict[str, int]
+    applied: int
+    applied_twice: int
+    delivered_twice: int
+
+    @property
+    def lost(self) -> int:
+        """Accepted dossiers the partner never applied."""
+        return self.accepted - self.applied
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    """RSS across a long run: per role, early (after warm-up), last and peak, in MiB."""
+
+    dossiers: int
+    seconds: float
+    early_mib: dict[str, float]
+    last_mib: dict[str, float]
+    series: list[dict[str, Any]]
+
+    def drift(self, role: str) -> float:
+        """Relative change of ``role``'s RSS from early in the run to its end."""
+        return self.last_mib[role] / self.early_mib[role] - 1.0
+
+
+@dataclass(frozen=True)
+class EndToEndResult:
+    """Everything one deployment measured."""
+
+    apis: int
+    workers: int
+    database: str
+    hops: list[HopRate]
+    latency: list[Latency]
+    tally: Tally
+    peak_rss_mib: dict[str, float]
+    soak: SoakResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data for the result file."""
+        data = asdict(self)
+        data["hops"] = [{**asdict(hop), "per_second": hop.per_second} for hop in self.hops]
+        data["tally"]["lost"] = self.tally.lost
+        return data
+
+
+def _latencies(pushed: Pushed, listener: StatusListener) -> list[float]:
+    return [
+        (listener.received_ns[code] - sent) / 1e6
+        for code, sent in pushed.sent_ns.items()
+        if code in listener.received_ns
+    ]
+
+
+def _latency(load: str, pushed: Pushed, listener: StatusListener, offered: float | None) -> Latency:
+    values = _latencies(pushed, listener)
+    last = max(listener.received_ns[code] for code in pushed.sent_ns)
+    return Latency(
+        load=load,
+        offered_per_second=offered,
+        dossiers=len(values),
+        per_second=len(values) / ((last - pushed.started_ns) / 1e9),
+        p50_ms=percentile(values, 0.50),
+        p95_ms=percentile(values, 0.95),
+        p99_ms=percentile(values, 0.99),
+        max_ms=max(values),
+    )
+
+
+async def _until(check: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not done after {timeout:.0f} s")
+        await asyncio.sleep(0.02)
+
+
+async def _span(
+    engine: AsyncEngine,
+    first: sa.ColumnElement[Any],
+    last: sa.ColumnElement[Any],
+    where: sa.ColumnElement[bool],
+) -> tuple[int, float]:
+    """Rows matching ``where``, and seconds from the earliest ``first`` to the latest ``last``."""
+    # type_= keeps the columns' own type, so SQLite's text timestamps come back as datetimes.
+    query = sa.select(
+        sa.func.count(), sa.func.min(first, type_=first.type), sa.func.max(last, type_=last.type)
+    ).where(where)
+    async with engine.connect() as connection:
+        count, start, end = (await connection.execute(query)).one()
+    if not count or not isinstance(start, datetime) or not isinstance(end, datetime):
+        return 0, 0.0
+    return int(count), (end - start).total_seconds()
+
+
+async def _unsent(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        )
+    return int(found or 0)
+
+
+async def _tally(deployment: Deployment, engine: AsyncEngine, pushed: list[Pushed]) -> Tally:
+    """Count, over every stage so far, what the partner and the store say happened."""
+    accepted: set[str] = set()
+    refused: dict[str, int] = {}
+    for stage in pushed:
+        accepted |= stage.sent_ns.keys()
+        for reason, count in stage.refused.items():
+            refused[reason] = refused.get(reason, 0) + count
+    async with httpx.AsyncClient(timeout=30) as client:
+        stats = (await client.get(f"{deployment.simulator_url}/_sim/stats")).json()
+    applied_codes = set(stats["applied_codes"]) & accepted
+    async with engine.connect() as connection:
+        delivered_twice = await connection.scalar(
+            sa.select(sa.func.count()).select_from(
+                sa.select(hops.c.dossier_code)
+                .where(hops.c.kind == "deliver", hops.c.outcome == "delivered")
+                .group_by(hops.c.dossier_code)
+                .having(sa.func.count() > 1)
+                .subquery()
+            )
+        )
+    return Tally(
+        accepted=len(accepted),
+        refused=refused,
+        applied=len(applied_codes),
+        applied_twice=int(stats["applied"]) - len(set(stats["applied_codes"])),
+        delivered_twice=int(delivered_twice or 0),
+    )
+
+
+@dataclass
+class _Run:
+    """One deployment with its subscriber, store connection and memory sampler."""
+
+    deployment: Deployment
+    listener: StatusListener
+    engine: AsyncEngine
+    sampler: MemorySampler
+    concurrency: int
+    pushed: list[Pushed] = field(default_factory=list)
+    numbered: int = 0
+
+    def bodies(self, count: int) -> list[dict[str, Any]]:
+        made = dossier_bodies(count, first=self.numbered)
+        self.numbered += count
+        return made
+
+    async def flat_out(self, count: int, *, timeout: float = 1800) -> Pushed:
+        bodies = self.bodies(count)
+        pushed = await push_flat_out(
+            self.deployment.api_urls,
+            self.deployment.api_key,
+            bodies,
+            concurrency=self.concurrency,
+        )
+        self.pushed.append(pushed)
+        await self.listener.wait_for(set(pushed.sent_ns), timeout=timeout)
+        return pushed
+
+    async def at_rate(self, count: int, per_second: float) -> Pushed:
+        bodies = self.bodies(count)
+        pushed = await push_at_rate(
+            self.deployment.api_urls, self.deployment.api_key, bodies, per_second=per_second
+        )
+        self.pushed.append(pushed)
+        await self.listener.wait_for(set(pushed.sent_ns), timeout=600)
+        return pushed
+
+
+@contextlib.asynccontextmanager
+async def _deployed(
+    apis: int, amqp_url: str, workdir: Path, database_server: str | None, concurrency: int
+) -> AsyncIterator[_Run]:
+    """Deploy, subscribe, connect and sample; undo all of it on exit."""
+    async with deploy(
+        apis=apis, amqp_url=amqp_url, workdir=workdir, database_server=database_server
+    ) as deployment:
+        listener = StatusListener(amqp_url, deployment.names)
+        await listener.start()
+        sampler = MemorySampler(deployment.pids, lambda: len(listener.received_ns))
+        sampler.start()
+        engine = create_engine(deployment.settings.database_url)
+        try:
+            yield _Run(deployment, listener, engine, sampler, concurrency)
+        finally:
+            await sampler.stop()
+            await listener.close()
+            await engine.dispose()
+
+
+def _mib(kib: dict[str, int]) -> dict[str, float]:
+    return {role: round(value / 1024, 1) for role, value in kib.items()}
+
+
+async def measure_end_to_end(
+    *,
+    amqp_url: str,
+    workdir: Path,
+    dossiers: int,
+    latency_seconds: float,
+    apis: int = 1,
+    workers: int = 1,
+    soak: int = 0,
+    concurrency: int = 64,
+    database_server: str | None = None,
+    say: Callable[[str], None] = print,
+) -> EndToEndResult:
+    """Run the four stages on one deployment (see the module's docstring)."""
+    async with _deployed(apis, amqp_url, workdir, database_server, concurrency) as run:
+        # 1. hops: ingest and publish with no worker, then the workers drain what was queued.
+        say(f"hops: {dossiers} dossiers into {apis} API process(es), no worker yet")
+        bodies = run.bodies(dossiers)
+        ingest = await push_flat_out(
+            run.deployment.api_urls, run.deployment.api_key, bodies, concurrency=concurrency
+        )
+        run.pushed.append(ingest)
+        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        published, publish_seconds = await _span(
+            run.engine, outbox.c.created_at, outbox.c.sent_at, outbox.c.sent_at.is_not(None)
+        )
+        say(f"hops: {workers} worker process(es) drain {len(ingest.sent_ns)} queued dossiers")
+        run.deployment.start_workers(workers)
+        await run.listener.wait_for(set(ingest.sent_ns), timeout=1800)
+        delivered, deliver_seconds = await _span(
+            run.engine,
+            hops.c.received_at,
+            hops.c.done_at,
+            (hops.c.kind == "deliver") & (hops.c.outcome == "delivered"),
+        )
+        receipts = [run.listener.received_ns[code] for code in ingest.sent_ns]
+        hop_rates = [
+            HopRate("ingest", "HTTP POST → committed with its event → 202", len(ingest.sent_ns),
+                    ingest.seconds),
+            HopRate("publish", "outbox → broker, confirmed (beside ingest)", published,
+                    publish_seconds),
+            HopRate("deliver", "queue → map → partner → store → ack", delivered, deliver_seconds),
+            HopRate("announce", "status event → subscriber (as workers deliver)", len(receipts),
+                    (max(receipts) - min(receipts)) / 1e9),
+        ]  # fmt: skip
+
+        # 2. peak: everything running, pushed flat out.
+        say(f"peak: {dossiers} dossiers flat out through {apis} API(s) and {workers} worker(s)")
+        peak = _latency("flat out", await run.flat_out(dossiers), run.listener, None)
+
+        # 3. half of peak, on a fixed schedule.
+        rate = peak.per_second / 2
+        count = max(50, round(rate * latency_seconds))
+        say(f"half of peak: {count} dossiers at {rate:.0f}/s")
+        half = _latency("half of peak", await run.at_rate(count, rate), run.listener, rate)
+
+        # 4. soak: RSS across many dossiers.
+        soaked = await _soak(run, soak, say) if soak else None
+        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        tally = await _tally(run.deployment, run.engine, run.pushed)
+        await run.sampler.stop()
+        return EndToEndResult(
+            apis=apis,
+            workers=workers,
+            database="postgresql" if database_server else "sqlite",
+            hops=hop_rates,
+            latency=[peak, half],
+            tally=tally,
+            peak_rss_mib=_mib(run.sampler.peaks_kib),
+            soak=soaked,
+        )
+
+
+async def _unsent_is_zero(engine: AsyncEngine) -> bool:
+    return await _unsent(engine) == 0
+
+
+async def _soak(run: _Run, total: int, say: Callable[[str], None]) -> SoakResult:
+    """Push ``total`` dossiers flat out in chunks, sampling RSS; warm-up is the first tenth."""
+    chunk = 10_000
+    started = time.monotonic()
+    first_sample = len(run.sampler.samples)
+    run.sampler.read()  # the baseline: what the processes hold before the soak
+    done = 0
+    while done < total:
+        size = min(chunk, total - done)
+        await run.flat_out(size)
+        done += size
+        say(f"soak: {done:,}/{total:,} dossiers, {done / (time.monotonic() - started):.0f}/s")
+    run.sampler.read()
+    samples = run.sampler.samples[first_sample:]
+    base = samples[0].dossiers
+    warm = next(s for s in samples if s.dossiers - base >= total / 10)
+    last = samples[-1]
+    return SoakResult(
+        dossiers=total,
+        seconds=time.monotonic() - started,
+        early_mib=_mib(warm.rss_kib),
+        last_mib=_mib(last.rss_kib),
+        series=[
+            {"seconds": round(s.seconds, 1), "dossiers": s.dossiers - base, **_mib(s.rss_kib)}
+            for s in samples
+        ],
+    )
+
+
+async def measure_throughput(
+    *,
+    amqp_url: str,
+    workdir: Path,
+    dossiers: int,
+    apis: int,
+    workers: int,
+    concurrency: int = 64,
+    database_server: str | None = None,
+) -> tuple[Latency, Tally]:
+    """Dossiers per second with ``apis`` API and ``workers`` worker processes, all running,
+    and the tally proving competing workers handled no dossier twice."""
+    async with _deployed(apis, amqp_url, workdir, database_server, concurrency) as run:
+        run.deployment.start_workers(workers)
+        await run.deployment.wait_for_consumers(workers)
+        warm = await run.flat_out(min(200, dossiers))  # first requests pay for imports, pools
+        del warm
+        peak = _latency("flat out", await run.flat_out(dossiers), run.listener, None)
+        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        return peak, await _tally(run.deployment, run.engine, run.pushed)
