@@ -127,12 +127,15 @@ def _print(report: BenchReport) -> None:
                           str(point.tally.applied_twice + point.tally.delivered_twice))  # fmt: skip
         console.print(scale)
 
-    memory = Table(title="Peak RSS per process (MiB)")
-    memory.add_column("process")
-    memory.add_column("peak", justify="right")
-    for role, mib in e2e.peak_rss_mib.items():
-        memory.add_row(role, f"{mib:,.0f}")
-    console.print(memory)
+    costs = Table(title="What each process costs (CPU during the peak stage)")
+    costs.add_column("process")
+    costs.add_column("peak RSS MiB", justify="right")
+    costs.add_column("CPU ms per dossier", justify="right")
+    for role in e2e.cpu_ms_per_dossier:
+        peak = e2e.peak_rss_mib.get(role)
+        costs.add_row(role, "" if peak is None else f"{peak:,.0f}",
+                      f"{e2e.cpu_ms_per_dossier[role]:.2f}")  # fmt: skip
+    console.print(costs)
 
     verdicts = Table(title="Targets")
     for column in ("target", "measured", "met"):

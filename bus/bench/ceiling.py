@@ -23,6 +23,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from bus import events
+from bus.amqp import connect_once
 from bus.settings import get_settings
 from contracts import sample_birth_dossier
 
@@ -103,7 +104,7 @@ async def measure_ceiling(
     payload = b"x" * payload_bytes
     latencies_ms: list[float] = []
     done = asyncio.Event()
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_once(amqp_url)
     try:
         consuming = await connection.channel()
         await consuming.set_qos(prefetch_count=prefetch)

@@ -40,7 +40,7 @@ from bus.bench.load import (
     push_at_rate,
     push_flat_out,
 )
-from bus.bench.memory import MemorySampler
+from bus.bench.resources import MemorySampler, cpu_seconds
 from bus.store.database import create_engine
 from bus.store.schema import hops, outbox
 
@@ -129,6 +129,7 @@ class EndToEndResult:
     latency: list[Latency]
     tally: Tally
     peak_rss_mib: dict[str, float]
+    cpu_ms_per_dossier: dict[str, float]
     soak: SoakResult | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -339,7 +340,10 @@ async def measure_end_to_end(
 
         # 2. peak: everything running, pushed flat out.
         say(f"peak: {dossiers} dossiers flat out through {apis} API(s) and {workers} worker(s)")
+        before = _cpu(run.deployment)
         peak = _latency("flat out", await run.flat_out(dossiers), run.listener, None)
+        after = _cpu(run.deployment)
+        cpu_ms = {role: round((after[role] - before[role]) * 1000 / dossiers, 2) for role in after}
 
         # 3. half of peak, on a fixed schedule.
         rate = peak.per_second / 2
@@ -360,8 +364,16 @@ async def measure_end_to_end(
             latency=[peak, half],
             tally=tally,
             peak_rss_mib=_mib(run.sampler.peaks_kib),
+            cpu_ms_per_dossier=cpu_ms,
             soak=soaked,
         )
+
+
+def _cpu(deployment: Deployment) -> dict[str, float]:
+    """CPU seconds so far of every process of the deployment, and of this one (``bench``:
+    the load and the subscriber)."""
+    spent = {role: cpu_seconds(pid) for role, pid in deployment.pids().items()}
+    return {**spent, "bench": time.process_time()}
 
 
 async def _unsent_is_zero(engine: AsyncEngine) -> bool:

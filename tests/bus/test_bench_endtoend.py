@@ -47,6 +47,8 @@ async def test_a_small_run_measures_every_hop_and_accounts_for_every_dossier(
     assert e2e.tally.applied == e2e.tally.accepted and e2e.tally.lost == 0
     assert e2e.tally.applied_twice == e2e.tally.delivered_twice == 0 and not e2e.tally.refused
     assert {"api-1", "worker-1", "simulator"} <= e2e.peak_rss_mib.keys()
+    assert e2e.cpu_ms_per_dossier.keys() == {"api-1", "worker-1", "simulator", "bench"}
+    assert e2e.cpu_ms_per_dossier["api-1"] > 0 and e2e.cpu_ms_per_dossier["worker-1"] > 0
     assert e2e.soak is not None and e2e.soak.series[-1]["dossiers"] == 150
     assert {"api-1", "worker-1"} <= e2e.soak.last_mib.keys()
 

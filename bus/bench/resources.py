@@ -1,20 +1,34 @@
-"""Resident memory of the benchmark's processes, sampled while it runs.
+"""What the benchmark's processes cost: resident memory sampled while it runs, and CPU time.
 
-Read from Linux's ``/proc/<pid>/status`` (``VmRSS`` now, ``VmHWM`` the peak the kernel kept), the
-same figures ``ps`` and ``top`` show; psutil would add a dependency for two numbers. Elsewhere
-the figures are absent, not wrong.
+Read from Linux's ``/proc/<pid>/status`` (``VmRSS`` now, ``VmHWM`` the peak the kernel kept) and
+``/proc/<pid>/stat`` (user and system time), the figures ``ps`` and ``top`` show; psutil would
+add a dependency for three numbers. Elsewhere the figures are absent, not wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MemorySampler", "Sample", "rss_kib"]
+__all__ = ["MemorySampler", "Sample", "cpu_seconds", "rss_kib"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (0 when unknown).
+
+    CPU time per dossier stays comparable when other work shares the machine, where
+    wall-clock rates do not.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_field(pid: int, name: str) -> int | None:
