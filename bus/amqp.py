@@ -1,11 +1,14 @@
 """The bus's one connection to RabbitMQ: robust reconnection, confirmed persistent publishing.
 
-aio-pika and aiormq errors are translated to bus errors here and nowhere else.
+``BUS_AMQP_URL`` may list one URL per node of a cluster: :func:`connect_robust` and
+:func:`connect_once` take that list. aio-pika and aiormq errors are translated to bus errors here
+and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,19 +17,151 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractRobustChannel,
     AbstractRobustConnection,
     DeliveryMode,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
 
 from bus.errors import BrokerUnavailable, Unroutable
-from bus.settings import redact_url
+from bus.settings import broker_addresses, redact_url
 
 log = logging.getLogger(__name__)
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+#: Seconds one connection attempt to one node may take: a node that does not answer at all (a
+#: host gone without a TCP reset) is given up after this, and the next one is tried.
+ATTEMPT_TIMEOUT = 10.0
+
+
+class FailoverConnection(RobustConnection):
+    """A robust connection that goes round the nodes of a cluster.
+
+    The first attempt uses the first address; every later one (after a failed attempt or a lost
+    connection) the next address, round robin, so a process whose node stops carries on with
+    another node of the cluster. Channels, queues and consumers are restored there by aio-pika,
+    as after any reconnection.
+
+    Hand-written because aio-pika's ``connect_robust`` takes one URL (aio-pika issue #141; a
+    multi-host class was proposed and closed). Its reconnection loop connects to ``self.url``;
+    ``_on_connection_close`` is called for every lost connection and every failed attempt
+    (``UnderlayConnection.connect`` calls it with the error), so that is where the address moves.
+    """
+
+    def __init__(self, addresses: Sequence[str], **kwargs: Any) -> None:
+        if not addresses:
+            raise ValueError("a connection needs at least one broker address")
+        self._addresses = [URL(address) for address in addresses]
+        self._current = 0
+        self._name = str((kwargs.get("client_properties") or {}).get("connection_name", ""))
+        super().__init__(self._addresses[0], **kwargs)
+
+    @property
+    def address(self) -> str:
+        """The node this connection uses or tries next, password hidden."""
+        return redact_url(str(self._addresses[self._current]))
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        await super()._on_connection_close(closing)
+        if self._close_called or self.is_closed or len(self._addresses) == 1:
+            return  # closed on purpose, or nowhere else to go
+        self._current = (self._current + 1) % len(self._addresses)
+        self.url = self._addresses[self._current]
+        log.warning(
+            "broker connection %s lost or refused (%s); the next attempt goes to node %d of %d: %s",
+            self._name,
+            _reason(closing),
+            self._current + 1,
+            len(self._addresses),
+            self.address,
+        )
+
+
+def _reason(closing: asyncio.Future[Any]) -> str:
+    try:
+        exc = closing.exception()
+    except asyncio.CancelledError:
+        return "cancelled"
+    return repr(exc) if exc is not None else "closed"
+
+
+async def connect_robust(
+    amqp_url: str,
+    *,
+    name: str | None = None,
+    reconnect_interval: float = 1.0,
+    attempt_timeout: float = ATTEMPT_TIMEOUT,
+) -> FailoverConnection:
+    """A robust connection to the first node of ``amqp_url`` (a URL or a comma-separated list)
+    that answers; it moves on to the next node whenever it loses one.
+
+    Raises the last node's error when none answers.
+    """
+    addresses = broker_addresses(amqp_url)
+    properties: dict[str, Any] = {"connection_name": name} if name else {}
+    error: BaseException | None = None
+    # Each node once, in order, before giving up: aio-pika fails fast on a connection's first
+    # attempt, so each starting node is a connection of its own.
+    for start in range(len(addresses)):
+        connection = FailoverConnection(
+            [*addresses[start:], *addresses[:start]],
+            client_properties=properties,
+            reconnect_interval=reconnect_interval,
+        )
+        try:
+            await connection.connect(timeout=attempt_timeout)
+        except CONNECTION_EXCEPTIONS as exc:
+            await connection.close()
+            error = exc
+            continue
+        except BaseException:  # cancelled (a caller's timeout): no reconnection loop left behind
+            await connection.close()
+            raise
+        if start:
+            log.warning(
+                "broker connection %s opened on node %d of %d", name, start + 1, len(addresses)
+            )
+        return connection
+    assert error is not None
+    raise error
+
+
+async def connect_once(
+    amqp_url: str, *, timeout: float | None = None, name: str | None = None
+) -> AbstractConnection:
+    """A plain (not robust) connection to the first node of ``amqp_url`` that answers, for
+    short tasks (status, benchmarks, clean-up); each node gets ``timeout`` seconds.
+
+    Raises the last node's error when none answers.
+    """
+    addresses = broker_addresses(amqp_url)
+    properties: dict[str, Any] = {"connection_name": name} if name else {}
+    for number, address in enumerate(addresses, start=1):
+        # Not aio_pika.connect(): it leaves a connection that failed to open unclosed, and its
+        # finaliser then schedules a close that nobody awaits.
+        connection = aio_pika.Connection(URL(address), client_properties=properties)
+        try:
+            await connection.connect(timeout=timeout)
+            return connection
+        except CONNECTION_EXCEPTIONS as exc:
+            await connection.close()
+            if number == len(addresses):
+                raise
+            log.warning(
+                "cannot reach node %d of %d (%s): %r; trying the next",
+                number,
+                len(addresses),
+                redact_url(address),
+                exc,
+            )
+        except BaseException:
+            await connection.close()
+            raise
+    raise AssertionError("unreachable: broker_addresses() returns at least one address")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +182,9 @@ class OutgoingMessage:
 class Broker:
     """A robust connection and a publisher-confirm channel, shared by one process's tasks.
 
-    ``connect_robust`` re-opens the connection and its channels after a broker restart or a
-    network cut; a publish made while it is down waits, so every publish is bounded by
-    ``publish_timeout`` and the caller (the outbox relay) tries again later.
+    :func:`connect_robust` re-opens the connection and its channels after a broker restart or a
+    network cut, on the next node of a cluster; a publish made while it is down waits, so every
+    publish is bounded by ``publish_timeout`` and the caller (the outbox relay) tries again later.
     """
 
     def __init__(self, url: str, *, name: str, publish_timeout: float = 10.0) -> None:
@@ -59,17 +194,13 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._renewing = asyncio.Lock()
 
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Open the connection and the confirm channel; BrokerUnavailable after ``timeout``."""
         try:
             self._connection = await asyncio.wait_for(
-                aio_pika.connect_robust(
-                    self._url,
-                    client_properties={"connection_name": self._name},
-                    reconnect_interval=1.0,
-                ),
-                timeout,
+                connect_robust(self._url, name=self._name, reconnect_interval=1.0), timeout
             )
             channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             assert isinstance(channel, AbstractRobustChannel)
@@ -120,6 +251,7 @@ class Broker:
             app_id="lienthong-bus",
             headers=dict(message.headers),
         )
+        channel = self.channel
         try:
             exchange = await self._exchange(message.exchange)
             await asyncio.wait_for(
@@ -134,6 +266,7 @@ class Broker:
                 f"on exchange {message.exchange!r}"
             ) from exc
         except DeliveryError as exc:
+            await self._renew_channel(channel)
             raise BrokerUnavailable(f"broker refused message {message.message_id}: {exc}") from exc
         except TimeoutError as exc:
             raise BrokerUnavailable(
@@ -141,6 +274,34 @@ class Broker:
             ) from exc
         except CONNECTION_EXCEPTIONS as exc:
             raise BrokerUnavailable(f"publish failed: {exc!r}") from exc
+
+    async def _renew_channel(self, refused: AbstractChannel) -> None:
+        """Replace the publishing channel after it refused a message (a nack).
+
+        The bus's queues have no length limit, so a nack means the broker could not enqueue. On
+        RabbitMQ 3.10 a channel whose first publish to a quorum queue came while the queue's
+        leader node was down goes on refusing every publish to that queue, even once a new
+        leader serves it (the channel's enqueuer never looks the leader up again): only a new
+        channel publishes there again. Seen when a cluster node stops.
+        """
+        async with self._renewing:
+            if self._channel is not refused or self._connection is None:
+                return  # already replaced by a concurrent publish that was refused too
+            try:
+                fresh = await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+            except CONNECTION_EXCEPTIONS as exc:
+                log.warning("cannot open a new publishing channel (%r): the next nack retries", exc)
+                return
+            assert isinstance(fresh, AbstractRobustChannel)
+            log.warning(
+                "broker %s refused a publish (nack): publishing on a new channel", self._name
+            )
+            self._channel = fresh
+            self._exchanges.clear()
+        with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+            await refused.close()
 
     async def publish_many(self, messages: Sequence[OutgoingMessage]) -> list[Exception | None]:
         """Publish concurrently so confirms for the whole batch share round trips.

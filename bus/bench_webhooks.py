@@ -38,7 +38,9 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.amqp import connect_once
 from bus.api.auth import API_KEY_HEADER
+from bus.bench.resources import cpu_seconds
 from bus.processes import Supervisor, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.runtime import retry_tiers
@@ -82,17 +84,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _queue_consumers(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_once(amqp_url)
     try:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
@@ -104,7 +97,7 @@ async def _queue_consumers(amqp_url: str, queue: str) -> int:
 
 
 async def _delete_queue(amqp_url: str, queue: str) -> None:
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_once(amqp_url)
     try:
         channel = await connection.channel()
         await channel.queue_delete(queue, if_unused=False, if_empty=False)
@@ -182,6 +175,8 @@ async def run_phase(
         namespace=f"bench{uuid.uuid4().hex[:8]}",
         api_port=api_port,
         connector_endpoints={"civil_status": simulator},
+        # The registration alone: with the birth bundle on, a dossier waits for two more agencies.
+        linkage_bundles=(),
         webhook_refresh_seconds=0.5,
     )
     names = Names(settings.namespace)
@@ -233,14 +228,14 @@ async def run_phase(
             for n in range(1, args.dossiers + 1)
         ]
         codes = {str(body["code"]) for body in bodies}
-        cpu_before = _cpu_seconds(worker.pid), _cpu_seconds(api_process.pid)
+        cpu_before = cpu_seconds(worker.pid), cpu_seconds(api_process.pid)
         started = time.monotonic()
         await _push(api, bodies, args.concurrency, clients.one_stop_secret)
         ingested = time.monotonic()
         await _until(lambda: _event_path_done(engine, codes), timeout=600)
         finished = time.monotonic()
-        worker_cpu = _cpu_seconds(worker.pid) - cpu_before[0]
-        api_cpu = _cpu_seconds(api_process.pid) - cpu_before[1]
+        worker_cpu = cpu_seconds(worker.pid) - cpu_before[0]
+        api_cpu = cpu_seconds(api_process.pid) - cpu_before[1]
         trailed = None
         if index == 2:
             expected = 2 * int(args.dossiers)  # submitted and status-changed
@@ -269,7 +264,7 @@ async def run_phase(
 
 async def _cleanup(settings: Settings) -> None:
     registry = ConnectorRegistry.discover(settings.connector_endpoints)
-    connection = await aio_pika.connect(settings.amqp_url)
+    connection = await connect_once(settings.amqp_url)
     try:
         await delete_topology(
             await connection.channel(),

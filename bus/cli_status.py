@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from bus.amqp import connect_once
 from bus.cli_store import missing_sqlite_store, store_error
 from bus.connector_health import HEALTH_WINDOW, health_of
 from bus.registry import ConnectorRegistry
@@ -81,7 +82,7 @@ async def _with_broker(
     names = Names(settings.namespace)
     queues = [names.connector_queue(cid) for cid in registry.ids] + [names.parking]
     try:
-        connection = await aio_pika.connect(settings.amqp_url, timeout=5)
+        connection = await connect_once(settings.amqp_url, timeout=5)
     except (TimeoutError, AMQPError, OSError) as exc:
         found.broker = f"unreachable: {type(exc).__name__}"
         return found

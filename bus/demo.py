@@ -16,13 +16,14 @@ import httpx
 import orjson
 from rich.console import Console
 
+from bus.amqp import connect_robust
 from bus.api.auth import API_KEY_HEADER
 from bus.dashboard import DASHBOARD_PATH
 from bus.processes import Supervisor, ensure_port_free, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.security.clients import AgencyClient
 from bus.security.demo import DemoClients, make_demo_clients
-from bus.settings import Settings
+from bus.settings import Settings, broker_addresses
 from bus.store.migrate import upgrade
 from bus.topology import Names
 from contracts import VN_TZ, Dossier, sample_birth_dossier, sample_death_dossier
@@ -36,7 +37,8 @@ def run_embedded(settings: Settings, *, demo: bool, workers: int, console: Conso
     registry = ConnectorRegistry.discover(settings.connector_endpoints)
     console.rule("[bold]Liên thông bus — embedded profile")
     console.print(f"store   {settings.database_url}")
-    console.print(f"broker  {settings.amqp_url.split('@')[-1]}  namespace '{settings.namespace}'")
+    nodes = ", ".join(node.split("@")[-1] for node in broker_addresses(settings.amqp_url))
+    console.print(f"broker  {nodes}  namespace '{settings.namespace}'")
     upgrade(settings.database_url)  # once, before several processes race to do it
     supervisor = Supervisor()
     _add_demo_environment(supervisor, registry, console)
@@ -173,7 +175,7 @@ async def _push_and_follow(
     settings: Settings, base_url: str, api_key: str, console: Console, timeout: float
 ) -> int:
     names = Names(settings.namespace)
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await connect_robust(settings.amqp_url, name="bus-demo")
     try:
         # Listen as a portal would: a private queue bound to every status event.
         channel = await connection.channel()

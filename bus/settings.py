@@ -8,11 +8,13 @@ from this class, so the descriptions here are the documentation.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.security.agency_keys import DEFAULT_AGENCY_KEYS_DIR
@@ -26,8 +28,9 @@ class Settings(BaseSettings):
     # --- where things live -----------------------------------------------------------------
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
-        description="RabbitMQ URL. Several nodes: give one URL; the cluster's quorum queues "
-        "replicate across nodes.",
+        description="RabbitMQ URL (`amqp://` or `amqps://`). A cluster: one URL per node, "
+        "separated by commas; a process connects to the first node that answers and, when it "
+        "loses that node, goes on to the next. The quorum queues replicate across the nodes.",
     )
     database_url: str = Field(
         default="sqlite+aiosqlite:///var/bus.sqlite3",
@@ -263,6 +266,12 @@ class Settings(BaseSettings):
         '`{"civil_status": "http://10.0.0.5:8080"}`.',
     )
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_broker_addresses(cls, value: str) -> str:
+        broker_addresses(value)  # raises a ValueError naming the bad item
+        return value
+
     def as_environment(self) -> dict[str, str]:
         """These settings as ``BUS_*`` variables, to hand to a child process."""
         env: dict[str, str] = {}
@@ -278,8 +287,40 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+#: A comma that starts another URL (``,amqp://…``): a comma inside a password does not.
+_NEXT_URL = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def broker_addresses(amqp_url: str) -> tuple[str, ...]:
+    """The node URLs of ``BUS_AMQP_URL``: one, or several separated by commas (a cluster).
+
+    Raises ValueError, naming the item (its password hidden), when one is not an ``amqp://``
+    or ``amqps://`` URL with a host.
+    """
+    items = tuple(item.strip() for item in _NEXT_URL.split(amqp_url.strip()))
+    for number, item in enumerate(items, start=1):
+        parts = urlsplit(item)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        try:
+            valid = parts.scheme.lower() in ("amqp", "amqps") and bool(parts.hostname)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            valid = False
+        # A comma left in a host or vhost is a node given without its own amqp:// prefix.
+        if not valid or "," in host or "," in parts.path:
+            which = f"item {number} of the list" if len(items) > 1 else "it"
+            raise ValueError(
+                f"BUS_AMQP_URL must be amqp:// or amqps:// URLs with a host, one per RabbitMQ "
+                f"node, separated by commas; {which} is {redact_url(item)!r}"
+            )
+    return items
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
+    """``url`` (or a comma-separated list of URLs) with each password replaced by ``***``,
+    for messages and logs."""
+    if _NEXT_URL.search(url):
+        return ",".join(redact_url(item) for item in _NEXT_URL.split(url))
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)

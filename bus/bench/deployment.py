@@ -22,6 +22,7 @@ import aio_pika
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bus.amqp import connect_once
 from bus.processes import Supervisor, python_module, wait_http
 from bus.registry import ConnectorRegistry
 from bus.runtime import retry_tiers
@@ -87,7 +88,7 @@ class Deployment:
 
 
 async def _consumers(amqp_url: str, queue: str) -> int:
-    connection = await aio_pika.connect(amqp_url.split(",")[0])
+    connection = await connect_once(amqp_url)
     try:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, passive=True)
@@ -193,7 +194,7 @@ async def deploy(
 
 async def _delete_namespace(settings: Settings) -> None:
     registry = ConnectorRegistry.discover(settings.connector_endpoints)
-    connection = await aio_pika.connect(settings.amqp_url.split(",")[0])
+    connection = await connect_once(settings.amqp_url)
     try:
         await delete_topology(
             await connection.channel(),

@@ -21,6 +21,7 @@ import httpx
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
+from bus.amqp import connect_once
 from bus.api.auth import API_KEY_HEADER
 from bus.routing import STATUS_PREFIX
 from bus.topology import Names
@@ -179,7 +180,7 @@ class StatusListener:
 
     async def start(self) -> None:
         """Declare the listener's queue on the events exchange and start consuming."""
-        self._connection = await aio_pika.connect(self._amqp_url.split(",")[0])
+        self._connection = await connect_once(self._amqp_url)
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=512)
         queue = await channel.declare_queue(

@@ -197,7 +197,7 @@ async def run_bench(
     )
     say(f"raw ceiling: {plan.ceiling_messages:,} messages through a quorum queue")
     ceiling = await measure_ceiling(
-        plan.amqp_url.split(",")[0],
+        plan.amqp_url,
         messages=plan.ceiling_messages,
         payload_bytes=dossier_event_size(),
     )

@@ -16,7 +16,9 @@ exercises real HTTP (sockets, timeouts, status codes)::
 
 In an ``async`` test use ``async with aserve_app(app) as base_url:``. The server runs in its own
 thread and event loop, so a test's blocking code cannot stall it, and it is stopped on exit even
-when a request is still hanging. :class:`TcpProxy` cuts a TCP link for real (e.g. to RabbitMQ).
+when a request is still hanging. :class:`TcpProxy` cuts a TCP link for real (e.g. to RabbitMQ);
+:class:`RabbitNodes` runs a RabbitMQ cluster of private nodes on loopback whose nodes a test
+stops and starts for real (``scripts/rabbitmq-cluster.sh``).
 
 **Write a simulator** on the simulator kit, so that it has the same failure switches and control
 routes as every other: :class:`FaultSwitches` (latency, hang, error rate, malformed answers,
@@ -118,6 +120,7 @@ from bus.testing.answers import (
 )
 from bus.testing.app import ACCESS_LOG_LEVELS, admin_router, run_simulator, simulator_app
 from bus.testing.certificates import self_signed_certificate
+from bus.testing.cluster import CLUSTER_SCRIPT, ClusterError, RabbitNodes, rabbitmq_available
 from bus.testing.credentials import TokenState, bearer_ok, demo_secret, same_secret
 from bus.testing.deliveries import delivery_of
 from bus.testing.gateway import (
@@ -178,12 +181,14 @@ from bus.testing.switches import DossierFaultSwitches, FaultSwitches, SoapFaultS
 __all__ = [
     "ACCESS_LOG_LEVELS",
     "BROKEN_PAGE",
+    "CLUSTER_SCRIPT",
     "GATEWAY_SICK",
     "HOSTILE_TEXT",
     "HOSTILE_XML",
     "MAX_RECORDED_REQUESTS",
     "SOAP11_ENVELOPE",
     "SOAP12_ENVELOPE",
+    "ClusterError",
     "DossierFaultSwitches",
     "FaultSwitches",
     "Forgery",
@@ -192,6 +197,7 @@ __all__ = [
     "PartnerSignatures",
     "PartnerState",
     "PayloadReader",
+    "RabbitNodes",
     "RecordedRequest",
     "RegisterState",
     "ServerStartError",
@@ -221,6 +227,7 @@ __all__ = [
     "gateway_error",
     "gateway_timeout",
     "optional_text",
+    "rabbitmq_available",
     "read_capped_body",
     "read_gateway_payload",
     "read_json_object",
