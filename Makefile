@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck setup broker database browser schemas bench-mappings clean
+.PHONY: run test bench chaos lint typecheck setup broker database browser schemas bench-mappings clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"' \
@@ -48,6 +48,13 @@ test: setup broker database browser
 ## on a PostgreSQL server, each deployment gets a fresh database there.
 bench: setup broker
 	$(BIN)/bus bench
+
+## The fault suite at full size (about 25 minutes): worker SIGKILL, API killed between commit
+## and publish, broker down 30 s, a cluster node stopped, partner down 60 s, 1 call in 5 answered
+## 503, a poison message among 10,000; each ends with its lost / applied-twice count (both 0).
+## `make test` runs every scenario at small size. PostgreSQL: set BUS_DATABASE_URL.
+chaos: setup broker database
+	$(BIN)/bus chaos --size full
 
 ## Map the DVCQG dossier both ways on one core and compare with json.loads (target 10,000/s).
 bench-mappings: setup

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from bus.cli_audit import app as audit_app
 from bus.cli_bench import bench
+from bus.cli_chaos import chaos
 from bus.cli_clients import app as clients_app
 from bus.cli_connector import app as connector_app
 from bus.cli_dlq import app as dlq_app
@@ -41,6 +42,7 @@ app.add_typer(keys_app, name="keys")
 app.command("trace")(trace)
 app.command("status")(status)
 app.command("bench")(bench)
+app.command("chaos")(chaos)
 
 
 def _logging(verbose: bool, process: str) -> None:

@@ -13,6 +13,7 @@ import orjson
 from bus import events
 from bus.batching import Batcher
 from bus.calendar import WorkingCalendar, calendar_from_settings, end_of_day
+from bus.failpoints import failpoint
 from bus.metrics import DOSSIERS_ACCEPTED
 from bus.routing import submitted_key
 from bus.runtime import Runtime
@@ -87,6 +88,8 @@ class IngestService:
         results = await write_ingest_batch(
             self._runtime.writer, requests, linkage=self._runtime.linkage
         )
+        # Committed, not yet answered nor published: the fault suite kills the API here.
+        failpoint("ingest.after_commit")
         self._runtime.relay.wake()
         return results
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 import orjson
-import sqlalchemy as sa
 
 from bus.amqp import OutgoingMessage
+from bus.chaos.ledger import Ledger
+from bus.chaos.ledger import read_ledger as read_store_ledger
 from bus.dead_letters import DeadLetterKeeper
 from bus.runtime import Runtime
 from bus.settings import Settings
 from bus.store.database import create_engine
 from bus.store.dead_letters import DeadLetterQuery, matching_ids
-from bus.store.schema import dossiers, hops, outbox
 from connectors.civil_status import SimulatorState
 from contracts import sample_birth_dossier_json
 
@@ -101,54 +101,13 @@ async def wait_until_applied(state: SimulatorState, codes: set[str], timeout: fl
     )
 
 
-@dataclass(frozen=True)
-class Ledger:
-    """What the store says happened to each dossier."""
-
-    processed: int
-    delivered_hops: Counter[str]
-    status_events: Counter[str]
-    unsent_events: int
-
-
 async def read_ledger(settings: Settings, codes: set[str]) -> Ledger:
     """Count, per dossier, the delivered hops and the status events the bus committed."""
     engine = create_engine(settings.database_url)
     try:
-        async with engine.connect() as connection:
-            processed = (
-                await connection.execute(
-                    sa.select(sa.func.count()).where(
-                        dossiers.c.code.in_(codes), dossiers.c.status == 9
-                    )
-                )
-            ).scalar_one()
-            delivered = Counter(
-                (
-                    await connection.execute(
-                        sa.select(hops.c.dossier_code).where(
-                            hops.c.kind == "deliver", hops.c.outcome == "delivered"
-                        )
-                    )
-                ).scalars()
-            )
-            status_events = Counter(
-                (
-                    await connection.execute(
-                        sa.select(outbox.c.dossier_code).where(
-                            outbox.c.routing_key.like("dossier.status.%")
-                        )
-                    )
-                ).scalars()
-            )
-            unsent = (
-                await connection.execute(
-                    sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None))
-                )
-            ).scalar_one()
+        return await read_store_ledger(engine, codes)
     finally:
         await engine.dispose()
-    return Ledger(int(processed), delivered, status_events, int(unsent))
 
 
 async def assert_exactly_once(settings: Settings, state: SimulatorState, codes: set[str]) -> Ledger:
