@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -33,22 +32,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-import aio_pika
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import connect_once
 from bus.api.auth import API_KEY_HEADER
+from bus.bench.deployment import delete_namespace, free_port, queue_consumers
 from bus.bench.resources import cpu_seconds
 from bus.processes import Supervisor, python_module, wait_http
 from bus.registry import ConnectorRegistry
-from bus.runtime import retry_tiers
 from bus.security.demo import make_demo_clients
 from bus.settings import Settings
 from bus.store.database import create_engine
 from bus.store.schema import dossiers, outbox
-from bus.topology import Names, delete_topology
+from bus.topology import Names
 from contracts import sample_birth_dossier_json
 
 _PROCESSED: Final = 9
@@ -76,24 +74,6 @@ class Result:
     def per_second(self) -> float:
         """Dossiers through the whole event path per second."""
         return self.dossiers / self.seconds
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _queue_consumers(amqp_url: str, queue: str) -> int:
-    connection = await connect_once(amqp_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.declare_queue(queue, passive=True)
-        return int(declared.declaration_result.consumer_count or 0)
-    except aio_pika.exceptions.ChannelClosed:
-        return 0
-    finally:
-        await connection.close()
 
 
 async def _delete_queue(amqp_url: str, queue: str) -> None:
@@ -164,7 +144,7 @@ async def run_phase(
     """
     phase = _PHASES[index]
     database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / f'run{run}.sqlite3'}"
-    simulator_port, receiver_port, api_port = _free_port(), _free_port(), _free_port()
+    simulator_port, receiver_port, api_port = free_port(), free_port(), free_port()
     simulator, receiver = f"http://127.0.0.1:{simulator_port}", f"http://127.0.0.1:{receiver_port}"
     clients = make_demo_clients(ConnectorRegistry.discover(), workdir / f"clients{run}.yaml")
     settings = Settings(
@@ -203,8 +183,8 @@ async def run_phase(
             "worker", python_module("bus.cli", "worker", "--connector", "civil_status")
         )
         while not (
-            await _queue_consumers(args.amqp_url, names.connector_queue("civil_status"))
-            and await _queue_consumers(args.amqp_url, names.webhooks)
+            await queue_consumers(args.amqp_url, names.connector_queue("civil_status"))
+            and await queue_consumers(args.amqp_url, names.webhooks)
         ):
             if failure := supervisor.failed():
                 raise RuntimeError(failure)
@@ -259,21 +239,7 @@ async def run_phase(
     finally:
         supervisor.stop()
         await engine.dispose()
-        await _cleanup(settings)
-
-
-async def _cleanup(settings: Settings) -> None:
-    registry = ConnectorRegistry.discover(settings.connector_endpoints)
-    connection = await connect_once(settings.amqp_url)
-    try:
-        await delete_topology(
-            await connection.channel(),
-            Names(settings.namespace),
-            connector_ids=registry.ids,
-            retry_delays=retry_tiers(settings, registry),
-        )
-    finally:
-        await connection.close()
+        await delete_namespace(settings)
 
 
 async def main_async(args: argparse.Namespace) -> list[Result]:

@@ -31,7 +31,14 @@ from bus.settings import Settings
 from bus.store.migrate import upgrade_async
 from bus.topology import Names, delete_topology
 
-__all__ = ["Deployment", "deploy", "free_port"]
+__all__ = [
+    "Deployment",
+    "delete_namespace",
+    "deploy",
+    "free_port",
+    "fresh_store",
+    "queue_consumers",
+]
 
 #: The connector the benchmark's dossiers (birth registrations) go to.
 CONNECTOR = "civil_status"
@@ -79,7 +86,7 @@ class Deployment:
         """Return once ``count`` workers consume the connector's queue."""
         queue = self.names.connector_queue(CONNECTOR)
         deadline = asyncio.get_running_loop().time() + timeout
-        while await _consumers(self.settings.amqp_url, queue) < count:
+        while await queue_consumers(self.settings.amqp_url, queue) < count:
             if failure := self.supervisor.failed():
                 raise RuntimeError(failure)
             if asyncio.get_running_loop().time() > deadline:
@@ -87,7 +94,8 @@ class Deployment:
             await asyncio.sleep(0.2)
 
 
-async def _consumers(amqp_url: str, queue: str) -> int:
+async def queue_consumers(amqp_url: str, queue: str) -> int:
+    """How many consumers ``queue`` has (0 when it does not exist)."""
     connection = await connect_once(amqp_url)
     try:
         channel = await connection.channel()
@@ -100,29 +108,56 @@ async def _consumers(amqp_url: str, queue: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _fresh_database(server_url: str | None, workdir: Path) -> AsyncIterator[str]:
-    """A store nobody used: a new SQLite file, or a new database on ``server_url``'s server."""
-    if server_url is None:
-        yield f"sqlite+aiosqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.sqlite3'}"
-        return
-    url = make_url(server_url)
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
-    )
-    connection = await asyncpg.connect(admin)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        connection = await asyncpg.connect(admin)
+async def fresh_store(workdir: Path, server_url: str | None) -> AsyncIterator[str]:
+    """A store nobody used; yields its SQLAlchemy URL.
+
+    A new SQLite file in ``workdir`` (deleted afterwards: a long run's file is large), or, when
+    ``server_url`` is PostgreSQL, a new database on that server (dropped afterwards; the role
+    needs the right to create databases).
+    """
+    if server_url is None or not server_url.startswith("postgresql"):
+        path = workdir / f"store-{uuid.uuid4().hex[:8]}.sqlite3"
         try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            yield f"sqlite+aiosqlite:///{path}"
+        finally:
+            for leftover in (path, path.with_name(f"{path.name}-wal"),
+                             path.with_name(f"{path.name}-shm")):  # fmt: skip
+                leftover.unlink(missing_ok=True)
+        return
+    server = make_url(server_url)
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"bus_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(admin_dsn)
+        try:
+            await connection.execute(sql)
         finally:
             await connection.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(drivername="postgresql+asyncpg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def delete_namespace(settings: Settings) -> None:
+    """Delete every exchange and queue of ``settings.namespace``: each leaked quorum queue is a
+    Raft group the broker keeps running."""
+    registry = ConnectorRegistry.discover(settings.connector_endpoints)
+    connection = await connect_once(settings.amqp_url, timeout=10)
+    try:
+        await delete_topology(
+            await connection.channel(),
+            Names(settings.namespace),
+            connector_ids=registry.ids,
+            retry_delays=retry_tiers(settings, registry),
+        )
+    finally:
+        await connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -136,7 +171,7 @@ async def deploy(
 ) -> AsyncIterator[Deployment]:
     """Start the simulator and ``apis`` API processes (workers come later, see
     :meth:`Deployment.start_workers`); stop everything and delete the namespace afterwards."""
-    async with _fresh_database(database_server, workdir) as database_url:
+    async with fresh_store(workdir, database_server) as database_url:
         simulator_port = free_port()
         simulator = f"http://127.0.0.1:{simulator_port}"
         clients = make_demo_clients(
@@ -189,18 +224,4 @@ async def deploy(
             yield deployment
         finally:
             await asyncio.to_thread(supervisor.stop)
-            await _delete_namespace(settings)
-
-
-async def _delete_namespace(settings: Settings) -> None:
-    registry = ConnectorRegistry.discover(settings.connector_endpoints)
-    connection = await connect_once(settings.amqp_url)
-    try:
-        await delete_topology(
-            await connection.channel(),
-            Names(settings.namespace),
-            connector_ids=registry.ids,
-            retry_delays=retry_tiers(settings, registry),
-        )
-    finally:
-        await connection.close()
+            await delete_namespace(settings)

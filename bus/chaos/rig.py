@@ -16,28 +16,24 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
-from bus.amqp import connect_once
 from bus.api.auth import API_KEY_HEADER
+from bus.bench.deployment import delete_namespace, free_port, fresh_store
+from bus.bench.load import dossier_bodies
 from bus.chaos.ledger import Ledger, read_ledger
 from bus.failpoints import ENVIRONMENT_VARIABLE as FAILPOINTS_VARIABLE
 from bus.processes import Supervisor, python_module
 from bus.registry import ConnectorRegistry
-from bus.runtime import retry_tiers
 from bus.security.clients import (
     AgencyClient,
     ClientDirectory,
@@ -49,8 +45,7 @@ from bus.settings import Settings
 from bus.store.database import create_engine
 from bus.testing import TcpProxy
 from bus.testing.cluster import RabbitNodes
-from bus.topology import Names, delete_topology
-from contracts import sample_birth_dossier_json
+from bus.topology import Names
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +56,6 @@ CONNECTOR = "civil_status"
 _DESK = "000.00.10.H12"
 #: Dossiers in flight from the pushing one-stop system.
 PUSHERS = 16
-#: Dossier codes count 1..9999 per receiving day: more dossiers take earlier days.
-_PER_DAY = 9999
 
 
 @dataclass
@@ -200,12 +193,6 @@ class _Children(Supervisor):
         self.children[:] = [(n, p) for n, p in self.children if p is not process]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def wait_until(
     check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.2
 ) -> None:
@@ -215,40 +202,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not after {timeout:.0f} s")
         await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def fresh_store(workdir: Path, server_url: str | None) -> AsyncIterator[str]:
-    """An empty store: a new SQLite file, or a new database on the PostgreSQL server of
-    ``server_url`` (dropped afterwards); yields its SQLAlchemy URL."""
-    if server_url is None or not server_url.startswith("postgresql"):
-        path = workdir / "bus.sqlite3"
-        for leftover in (
-            path,
-            path.with_name(f"{path.name}-wal"),
-            path.with_name(f"{path.name}-shm"),
-        ):
-            leftover.unlink(missing_ok=True)  # of an earlier run in the same folder
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    server = make_url(server_url)
-    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"chaos_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Rig:
@@ -275,7 +228,6 @@ class Rig:
         self._simulator_port = simulator_port
         self.simulator_url = f"http://127.0.0.1:{self._simulator_port}"
         self._started: Counter[str] = Counter()
-        self._received_at = datetime.now(UTC)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -296,7 +248,7 @@ class Rig:
         SQLite file in ``workdir``. ``nodes``: the broker's nodes, for scenarios that stop one.
         """
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-        simulator_port = _free_port()
+        simulator_port = free_port()
         async with fresh_store(workdir, database_server) as database_url:
             with TcpProxy("127.0.0.1", simulator_port) as proxy:
                 settings = Settings(
@@ -360,7 +312,7 @@ class Rig:
     async def start_api(self, *, failpoints: str | None = None) -> Child:
         """Start an API process on a port of its own (``failpoints``: its ``BUS_FAILPOINTS``);
         returns once it answers ``/readyz``."""
-        port = _free_port()
+        port = free_port()
         extra = {"BUS_API_PORT": str(port)}
         if failpoints is not None:
             extra[FAILPOINTS_VARIABLE] = failpoints
@@ -430,25 +382,11 @@ class Rig:
     async def _close(self) -> None:
         await asyncio.to_thread(self._children.stop)
         try:
-            await asyncio.wait_for(self._delete_namespace(), 60)
+            await asyncio.wait_for(delete_namespace(self.settings), 60)
         except Exception:
             # Said, not raised: the scenario's count stands, but the broker keeps the queues.
             log.warning("could not delete namespace %s", self.names.namespace, exc_info=True)
         await self._engine.dispose()
-
-    async def _delete_namespace(self) -> None:
-        # Every leaked quorum queue is a Raft group the broker keeps running: delete them all.
-        registry = self.registry
-        connection = await connect_once(self.settings.amqp_url, timeout=10)
-        try:
-            await delete_topology(
-                await connection.channel(),
-                self.names,
-                connector_ids=registry.ids,
-                retry_delays=retry_tiers(self.settings, registry),
-            )
-        finally:
-            await connection.close()
 
     # --- faults ------------------------------------------------------------------------------
 
@@ -481,13 +419,7 @@ class Rig:
 
     def dossiers(self, count: int, *, start: int = 0) -> list[dict[str, Any]]:
         """``count`` valid birth dossiers, numbered from ``start``, with distinct codes."""
-        return [
-            sample_birth_dossier_json(
-                sequence=n % _PER_DAY + 1,
-                received_at=self._received_at - timedelta(days=n // _PER_DAY),
-            )
-            for n in range(start, start + count)
-        ]
+        return dossier_bodies(count, first=start)
 
     async def push(
         self,
