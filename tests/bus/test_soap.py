@@ -633,6 +633,16 @@ async def test_hang_times_out_as_unavailable(base_url: str, contracts_root: Path
     assert isinstance(caught.value.__cause__, httpx.TimeoutException)
 
 
+async def test_more_calls_than_connections_wait_their_turn(
+    base_url: str, contracts_root: Path
+) -> None:
+    """Calls beyond ``concurrency`` wait for a free connection, and every one is answered."""
+    config = make_config(base_url, concurrency=2)
+    async with SoapClient(config, contracts_root=contracts_root) as client:
+        replies = await asyncio.gather(*(client.call({"text": f"n{n}"}) for n in range(7)))
+    assert [reply.body["text"] for reply in replies] == [f"n{n}" for n in range(7)]
+
+
 async def test_connection_refused_is_unavailable(contracts_root: Path) -> None:
     """A partner that refuses the connection is PartnerUnavailable PARTNER_UNREACHABLE."""
     with serve_app(create_responder(Responder())) as url:
