@@ -26,7 +26,7 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 class SizeName(StrEnum):
-    """How big a run is: ``full`` as the issue asks, ``small`` as ``make test`` runs it."""
+    """How big a run is: ``full`` as ``make chaos`` runs it, ``small`` as ``make test`` does."""
 
     FULL = "full"
     SMALL = "small"
