@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import connect_once
 from bus.api.auth import API_KEY_HEADER
-from bus.bench.deployment import delete_namespace, free_port, queue_consumers
+from bus.bench.deployment import delete_namespace, free_port, queue_consumers, wait_until
 from bus.bench.resources import cpu_seconds
 from bus.processes import Supervisor, python_module, wait_http
 from bus.registry import ConnectorRegistry
@@ -118,15 +117,6 @@ async def _event_path_done(engine: AsyncEngine, codes: set[str]) -> bool:
             )
         ).scalar_one()
     return int(processed) == len(codes) and int(unsent) == 0
-
-
-async def _until(check: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
-    """Poll ``check`` every 50 ms until it holds; raise after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not done after {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 async def _posts(receiver: str) -> int:
@@ -212,7 +202,9 @@ async def run_phase(
         started = time.monotonic()
         await _push(api, bodies, args.concurrency, clients.one_stop_secret)
         ingested = time.monotonic()
-        await _until(lambda: _event_path_done(engine, codes), timeout=600)
+        await wait_until(
+            lambda: _event_path_done(engine, codes), timeout=600, what="event path", interval=0.05
+        )
         finished = time.monotonic()
         worker_cpu = cpu_seconds(worker.pid) - cpu_before[0]
         api_cpu = cpu_seconds(api_process.pid) - cpu_before[1]
@@ -223,7 +215,7 @@ async def run_phase(
             async def all_posted() -> bool:
                 return await _posts(receiver) >= expected
 
-            await _until(all_posted, timeout=600)
+            await wait_until(all_posted, timeout=600, what="webhook POSTs", interval=0.05)
             trailed = time.monotonic() - finished
         posts = await _posts(receiver)
         return Result(

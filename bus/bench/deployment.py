@@ -13,8 +13,9 @@ import contextlib
 import os
 import socket
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ __all__ = [
     "free_port",
     "fresh_store",
     "queue_consumers",
+    "wait_until",
 ]
 
 #: The connector the benchmark's dossiers (birth registrations) go to.
@@ -105,6 +107,17 @@ async def queue_consumers(amqp_url: str, queue: str) -> int:
         return 0
     finally:
         await connection.close()
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.2
+) -> None:
+    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:.0f} s")
+        await asyncio.sleep(interval)
 
 
 @contextlib.asynccontextmanager

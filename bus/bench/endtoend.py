@@ -18,10 +18,9 @@ partner and delivered once in the store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.bench.ceiling import percentile
-from bus.bench.deployment import Deployment, deploy
+from bus.bench.deployment import Deployment, deploy, wait_until
 from bus.bench.load import (
     Pushed,
     StatusListener,
@@ -131,7 +130,6 @@ class EndToEndResult:
     peak_rss_mib: dict[str, float]
     cpu_ms_per_dossier: dict[str, float]
     soak: SoakResult | None = None
-    notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """Plain data for the result file."""
@@ -164,14 +162,6 @@ def _latency(load: str, pushed: Pushed, listener: StatusListener, offered: float
     )
 
 
-async def _until(check: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not done after {timeout:.0f} s")
-        await asyncio.sleep(0.02)
-
-
 async def _span(
     engine: AsyncEngine,
     first: sa.ColumnElement[Any],
@@ -190,12 +180,13 @@ async def _span(
     return int(count), (end - start).total_seconds()
 
 
-async def _unsent(engine: AsyncEngine) -> int:
+async def _outbox_empty(engine: AsyncEngine) -> bool:
+    """Whether every committed event has been confirmed by the broker."""
     async with engine.connect() as connection:
         found = await connection.scalar(
             sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
         )
-    return int(found or 0)
+    return not found
 
 
 async def _tally(deployment: Deployment, engine: AsyncEngine, pushed: list[Pushed]) -> Tally:
@@ -314,7 +305,7 @@ async def measure_end_to_end(
             run.deployment.api_urls, run.deployment.api_key, bodies, concurrency=concurrency
         )
         run.pushed.append(ingest)
-        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        await wait_until(lambda: _outbox_empty(run.engine), timeout=600, what="outbox empty")
         published, publish_seconds = await _span(
             run.engine, outbox.c.created_at, outbox.c.sent_at, outbox.c.sent_at.is_not(None)
         )
@@ -353,7 +344,7 @@ async def measure_end_to_end(
 
         # 4. soak: RSS across many dossiers.
         soaked = await _soak(run, soak, say) if soak else None
-        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        await wait_until(lambda: _outbox_empty(run.engine), timeout=600, what="outbox empty")
         tally = await _tally(run.deployment, run.engine, run.pushed)
         await run.sampler.stop()
         return EndToEndResult(
@@ -374,10 +365,6 @@ def _cpu(deployment: Deployment) -> dict[str, float]:
     the load and the subscriber)."""
     spent = {role: cpu_seconds(pid) for role, pid in deployment.pids().items()}
     return {**spent, "bench": time.process_time()}
-
-
-async def _unsent_is_zero(engine: AsyncEngine) -> bool:
-    return await _unsent(engine) == 0
 
 
 async def _soak(run: _Run, total: int, say: Callable[[str], None]) -> SoakResult:
@@ -424,8 +411,7 @@ async def measure_throughput(
     async with _deployed(apis, amqp_url, workdir, database_server, concurrency) as run:
         run.deployment.start_workers(workers)
         await run.deployment.wait_for_consumers(workers)
-        warm = await run.flat_out(min(200, dossiers))  # first requests pay for imports, pools
-        del warm
+        await run.flat_out(min(200, dossiers))  # first requests pay for imports, pools
         peak = _latency("flat out", await run.flat_out(dossiers), run.listener, None)
-        await _until(lambda: _unsent_is_zero(run.engine), timeout=600)
+        await wait_until(lambda: _outbox_empty(run.engine), timeout=600, what="outbox empty")
         return peak, await _tally(run.deployment, run.engine, run.pushed)

@@ -20,7 +20,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from bus.api.auth import API_KEY_HEADER
-from bus.bench.deployment import delete_namespace, free_port, fresh_store
+from bus.bench.deployment import delete_namespace, free_port, fresh_store, wait_until
 from bus.bench.load import dossier_bodies
 from bus.chaos.ledger import Ledger, read_ledger
 from bus.failpoints import ENVIRONMENT_VARIABLE as FAILPOINTS_VARIABLE
@@ -191,17 +191,6 @@ class _Children(Supervisor):
     def forget(self, process: subprocess.Popen[bytes]) -> None:
         """Stop watching a child that was meant to die."""
         self.children[:] = [(n, p) for n, p in self.children if p is not process]
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.2
-) -> None:
-    """Poll ``check`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout:.0f} s")
-        await asyncio.sleep(interval)
 
 
 class Rig:
