@@ -85,12 +85,14 @@ class IngestService:
     async def _write(
         self, requests: Sequence[IngestRequest]
     ) -> Sequence[IngestReceipt | Exception]:
+        relay = self._runtime.relay
+        handover = relay.handover()
         results = await write_ingest_batch(
-            self._runtime.writer, requests, linkage=self._runtime.linkage
+            self._runtime.writer, requests, linkage=self._runtime.linkage, handover=handover
         )
         # Committed, not yet answered nor published: the fault suite kills the API here.
         failpoint("ingest.after_commit")
-        self._runtime.relay.wake()
+        relay.take(handover)
         return results
 
     def check_routable(self, dossier: Dossier) -> str:

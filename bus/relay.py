@@ -1,8 +1,10 @@
 """The outbox relay: publishes committed events with confirms, then marks them sent.
 
-Every process that writes outbox rows runs one. The API wakes it after each commit, so an event
-is usually on the broker a few milliseconds after the 202; the poll interval only matters for
-rows left by a process that died (their lease runs out and any relay takes them).
+Every process that writes outbox rows runs one. The hot writers (the API's ingest, a worker's
+commit) hand their committed rows straight to it (:meth:`OutboxRelay.take`), so an event is
+usually on the broker a few milliseconds after the 202. Other writers wake it, and it claims
+their rows from the store; the poll interval only matters for rows left by a process that died
+(their lease runs out and any relay takes them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import deque
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +24,9 @@ from bus.settings import Settings
 from bus.store import outbox
 
 log = logging.getLogger(__name__)
+
+#: Seconds before rows whose publish failed are tried again: a broker outage is not a busy loop.
+_RETRY_SECONDS = 1.0
 
 
 class OutboxRelay:
@@ -32,24 +38,51 @@ class OutboxRelay:
         self._settings = settings
         self._relay_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
+        # Rows may wait in the store (another writer committed, a lease ran out): claim them.
+        self._claim_due = True
+        self._handed: deque[outbox.PendingEvent] = deque()
+        # Rows given back after a failed publish, until this relay confirms them. Meanwhile
+        # handed rows go back to the store too and out in commit order with them, so that a
+        # dossier's later event does not overtake the one waiting to be retried.
+        self._retrying: set[str] = set()
+        self._retrying_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self.published = 0
 
     def wake(self) -> None:
-        """Tell the relay that new rows were committed."""
+        """Tell the relay that new rows were committed to the store."""
+        self._claim_due = True
         self._wake.set()
+
+    def handover(self) -> outbox.Handover:
+        """A handover for one write transaction: its rows are inserted leased to this relay."""
+        return outbox.Handover(self._relay_id, self._settings.outbox_lease_seconds)
+
+    def take(self, handover: outbox.Handover) -> None:
+        """Publish the rows of ``handover``, whose transaction has committed."""
+        if handover.events:
+            self._handed.extend(handover.events)
+            self._wake.set()
 
     def start(self) -> None:
         """Start relaying in the background."""
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        """Stop after the batch in flight."""
+        """Stop after the batch in flight; rows handed over and not yet published go back to
+        the store, for the next relay to take at once rather than when their lease runs out."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._handed:
+            left = [(event.event_id, "relay stopped before publishing") for event in self._handed]
+            self._handed.clear()
+            try:
+                await outbox.release(self._engine, left, retry_in=0.0)
+            except Exception:  # the store is gone too: the lease runs out instead
+                log.warning("outbox: %d handed-over events left to their lease", len(left))
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows were confirmed."""
@@ -59,22 +92,60 @@ class OutboxRelay:
             limit=self._settings.batch_max,
             lease_seconds=self._settings.outbox_lease_seconds,
         )
+        return await self._publish(pending)
+
+    async def relay_handed(self) -> int:
+        """Publish up to a batch of the rows handed over; returns how many were confirmed."""
+        batch = [self._handed.popleft() for _ in range(min(len(self._handed), self._batch_max))]
+        try:
+            if not self._handover_paused:
+                return await self._publish(batch)
+            # Back to the store, due when the failed rows are, for the claim to take them all
+            # in commit order.
+            await outbox.release(
+                self._engine,
+                [(event.event_id, "waits for an earlier failed publish") for event in batch],
+                retry_in=_RETRY_SECONDS,
+            )
+            return 0
+        except BaseException:
+            # Not settled (the store failed): kept for the next round. A row the broker already
+            # confirmed goes out twice, which consumers' deduplication absorbs.
+            self._handed.extendleft(reversed(batch))
+            raise
+
+    @property
+    def _batch_max(self) -> int:
+        return self._settings.batch_max
+
+    @property
+    def _handover_paused(self) -> bool:
+        # Bounded by the lease: another relay may have published the rows this one gave back.
+        return bool(self._retrying) and asyncio.get_running_loop().time() < self._retrying_until
+
+    async def _publish(self, pending: list[outbox.PendingEvent]) -> int:
+        """Publish claimed rows, mark the confirmed sent and give the others back."""
         if not pending:
             return 0
         results = await self._publish_in_dossier_order(pending)
-        sent = [row.id for row, error in zip(pending, results, strict=True) if error is None]
+        sent = [row.event_id for row, error in zip(pending, results, strict=True) if error is None]
         failed = [
-            (row.id, f"{type(error).__name__}: {error}")
+            (row.event_id, f"{type(error).__name__}: {error}")
             for row, error in zip(pending, results, strict=True)
             if error is not None
         ]
         await outbox.mark_sent(self._engine, sent)
+        self._retrying.difference_update(sent)
         if failed:
             log.warning(
                 "outbox: %d of %d events not confirmed: %s", len(failed), len(pending), failed[0][1]
             )
             # Leave them alone for a second so a broker outage is not a busy loop.
-            await outbox.release(self._engine, failed, retry_in=1.0)
+            await outbox.release(self._engine, failed, retry_in=_RETRY_SECONDS)
+            loop = asyncio.get_running_loop()
+            self._retrying.update(event_id for event_id, _ in failed)
+            self._retrying_until = loop.time() + self._settings.outbox_lease_seconds
+            loop.call_later(_RETRY_SECONDS, self.wake)
         self.published += len(sent)
         return len(sent)
 
@@ -119,14 +190,30 @@ class OutboxRelay:
                     failed_dossiers.add(pending[i].dossier_code)
         return results
 
+    async def _claim_round(self) -> bool:
+        """Publish a batch claimed from the store; whether a full batch came (more may wait)."""
+        self._claim_due = False
+        if await self.relay_once() >= self._batch_max:
+            self._claim_due = True
+            return True
+        return False
+
     async def _run(self) -> None:
-        last_purge = 0.0
         loop = asyncio.get_running_loop()
+        last_purge = last_claim = loop.time()
+        poll = self._settings.outbox_poll_interval
         while True:
-            # Cleared before claiming: a commit that lands during this batch wakes the next one.
+            # Cleared before publishing: a commit that lands during this batch wakes the next.
             self._wake.clear()
+            busy = False
             try:
-                count = await self.relay_once()
+                if self._handed:
+                    await self.relay_handed()
+                    busy = bool(self._handed)
+                # Also when handed rows keep the relay busy: rows of a relay that died wait.
+                if self._claim_due or loop.time() - last_claim >= poll:
+                    last_claim = loop.time()
+                    busy = await self._claim_round() or busy
                 if loop.time() - last_purge > 60:
                     last_purge = loop.time()
                     await outbox.purge_sent(
@@ -136,9 +223,11 @@ class OutboxRelay:
                 raise
             except Exception:
                 log.exception("outbox relay iteration failed; retrying")
-                count = 0
+                self._claim_due = True
                 await asyncio.sleep(1.0)
-            if count >= self._settings.batch_max:
+            if busy:
                 continue  # more are waiting
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.outbox_poll_interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll)
+            except TimeoutError:
+                self._claim_due = True

@@ -149,11 +149,16 @@ class ConnectorWorker:
     async def _commit_batch(
         self, records: Sequence[DeliveryRecord]
     ) -> Sequence[Outcome | Exception]:
+        relay = self._runtime.relay
+        handover = relay.handover()
         outcomes = await commit_deliveries(
-            self._runtime.writer, records, self._status_event_row, linkage=self._runtime.linkage
+            self._runtime.writer,
+            records,
+            self._status_event_row,
+            linkage=self._runtime.linkage,
+            handover=handover,
         )
-        if any(o == "applied" for o in outcomes):
-            self._runtime.relay.wake()
+        relay.take(handover)
         return outcomes
 
     def _status_event_row(

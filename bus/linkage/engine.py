@@ -27,6 +27,7 @@ from bus import events
 from bus.calendar import end_of_day
 from bus.linkage.book import LinkageBook
 from bus.linkage.decisions import Decision, RunState, StepRequest, on_step_outcome, start_run
+from bus.store.database import one_of
 from bus.store.deliveries import DossierState, StatusMove, StatusTransition, move_dossiers
 from bus.store.linkage import RunStart, StepAnswer, StoredRun, insert_runs, lock_runs, save_runs
 from bus.store.schema import dossiers
@@ -352,6 +353,8 @@ async def _dossiers(connection: AsyncConnection, codes: set[str]) -> dict[str, D
     if not codes:
         return {}
     rows = await connection.execute(
-        sa.select(dossiers.c.code, dossiers.c.document).where(dossiers.c.code.in_(codes))
+        sa.select(dossiers.c.code, dossiers.c.document).where(
+            one_of(dossiers.c.code, codes, connection.dialect.name)
+        )
     )
     return {row.code: Dossier.model_validate(row.document) for row in rows}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,22 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     lock = locks.setdefault(str(engine.url), asyncio.Lock())
     async with lock, engine.begin() as connection:
         yield connection
+
+
+def one_of(
+    column: sa.ColumnElement[Any], values: Collection[Any], dialect_name: str
+) -> sa.ColumnElement[bool]:
+    """``column IN values``, written so that the SQL text does not change with their number.
+
+    On PostgreSQL it is ``column = ANY($1)`` with one array parameter. A plain ``IN ($1, $2,
+    ...)`` is a new statement for every list length, and asyncpg keeps a prepared statement per
+    text on every pooled connection: a worker's memory then grows with each new batch size it
+    meets, by tens of megabytes over a long run. SQLite keeps few statements; it gets ``IN``.
+    """
+    if dialect_name == "postgresql":
+        array = postgresql.ARRAY(column.type)
+        return column == sa.any_(sa.bindparam(None, list(values), type_=array))
+    return column.in_(list(values))
 
 
 def insert_ignoring_duplicates(table: sa.Table, dialect_name: str) -> Any:

@@ -19,13 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.audit import append_audit, audit_records
-from bus.store.database import insert_ignoring_duplicates, write_transaction
+from bus.store.database import insert_ignoring_duplicates, one_of, write_transaction
 from bus.store.linkage import StepAnswer
+from bus.store.outbox import Handover, insert_events
 from bus.store.schema import (
     consumer_positions,
     dossiers,
     hops,
-    outbox,
     processed_messages,
     status_history,
 )
@@ -115,7 +115,7 @@ async def already_processed(
         rows = await connection.execute(
             sa.select(processed_messages.c.message_id).where(
                 processed_messages.c.consumer == consumer,
-                processed_messages.c.message_id.in_(set(message_ids)),
+                one_of(processed_messages.c.message_id, set(message_ids), connection.dialect.name),
             )
         )
         return {row[0] for row in rows}
@@ -127,11 +127,13 @@ async def commit_deliveries(
     outbox_row: OutboxRowFactory,
     *,
     linkage: LinkageEngine | None = None,
+    handover: Handover | None = None,
 ) -> list[Outcome]:
     """Commit a batch of delivery records; says per record whether its effect was applied.
 
     With ``linkage``, an answer about a dossier in a linkage run moves the run, and the engine
-    decides the dossier's status and orders the next steps, in the same transaction.
+    decides the dossier's status and orders the next steps, in the same transaction. With
+    ``handover``, the outbox rows are leased to its relay and listed in it once committed.
     """
     now = datetime.now(UTC)
     async with write_transaction(engine) as connection:
@@ -163,8 +165,7 @@ async def commit_deliveries(
         await connection.execute(hops.insert(), hop_rows)
         outbox_rows = [outbox_row(record, change, t) for record, change, t in transitions]
         outbox_rows += orders
-        if outbox_rows:
-            await connection.execute(outbox.insert(), outbox_rows)
+        await insert_events(connection, outbox_rows, handover)
         # Last: the audit head stays locked from here to the commit.
         await append_audit(connection, audit_records(hop_rows, outbox_rows), now)
     return outcomes
@@ -189,7 +190,9 @@ async def consumer_positions_of(
         rows = await connection.execute(
             sa.select(consumer_positions.c.dossier_code, consumer_positions.c.sequence).where(
                 consumer_positions.c.consumer == consumer,
-                consumer_positions.c.dossier_code.in_(set(dossier_codes)),
+                one_of(
+                    consumer_positions.c.dossier_code, set(dossier_codes), connection.dialect.name
+                ),
             )
         )
         return {row[0]: row[1] for row in rows}
@@ -238,9 +241,34 @@ async def claim_message_ids(
     """
     if not ids:
         return set()
+    columns = processed_messages.c
+    if connection.dialect.name == "postgresql":
+        # The pairs as two arrays: one statement text whatever the batch's size (a multi-row
+        # VALUES would be a new prepared statement per size; see bus.store.database.one_of).
+        pairs = (
+            sa.func.unnest(
+                sa.bindparam(None, [c for c, _ in ids], type_=postgresql.ARRAY(sa.String)),
+                sa.bindparam(None, [m for _, m in ids], type_=postgresql.ARRAY(sa.String)),
+            )
+            .table_valued("consumer", "message_id")
+            .render_derived()
+        )
+        source = sa.select(
+            pairs.c.consumer,
+            pairs.c.message_id,
+            sa.bindparam(None, now, type_=columns.processed_at.type),
+        )
+        statement = (
+            postgresql.insert(processed_messages)
+            .from_select(["consumer", "message_id", "processed_at"], source)
+            .on_conflict_do_nothing()
+            .returning(columns.consumer, columns.message_id)
+        )
+        inserted = await connection.execute(statement)
+        return {(row[0], row[1]) for row in inserted}
     inserted = await connection.execute(
         insert_ignoring_duplicates(processed_messages, connection.dialect.name).returning(
-            processed_messages.c.consumer, processed_messages.c.message_id
+            columns.consumer, columns.message_id
         ),
         [
             {"consumer": consumer, "message_id": message_id, "processed_at": now}
@@ -262,7 +290,7 @@ async def lock_dossiers(
         dossiers.c.sequence,
         dossiers.c.receiving_agency,
         dossiers.c.accepted_event_id,
-    ).where(dossiers.c.code.in_(set(codes)))
+    ).where(one_of(dossiers.c.code, set(codes), connection.dialect.name))
     if connection.dialect.name == "postgresql":
         # Serialise concurrent writers on the same dossier (SQLite's write lock already does).
         lookup = lookup.with_for_update()

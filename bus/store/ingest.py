@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.store.audit import append_audit, audit_records
-from bus.store.database import write_transaction
+from bus.store.database import one_of, write_transaction
 from bus.store.linkage import RunStart
-from bus.store.schema import dossiers, hops, outbox, status_history
+from bus.store.outbox import Handover, insert_events
+from bus.store.schema import dossiers, hops, status_history
 from contracts import Dossier, DossierStatus, EventEnvelope
 
 if TYPE_CHECKING:  # the engine builds on the store; it is handed in at run time
@@ -76,15 +77,19 @@ async def write_ingest_batch(
     requests: Sequence[IngestRequest],
     *,
     linkage: LinkageEngine | None = None,
+    handover: Handover | None = None,
 ) -> list[IngestReceipt | Exception]:
     """Commit a batch of ingest requests; one result (receipt or conflict) per request.
 
     With ``linkage``, a new dossier whose procedure starts a bundle starts its run in the same
-    transaction: accepted means its first steps are ordered.
+    transaction: accepted means its first steps are ordered. With ``handover``, the outbox rows
+    are leased to its relay and listed in it once committed.
     """
     for attempt in range(3):
+        if handover is not None:
+            handover.events.clear()  # a retried transaction inserts its rows again
         try:
-            return await _write_once(engine, requests, linkage)
+            return await _write_once(engine, requests, linkage, handover)
         except IntegrityError:
             # Another process inserted one of these codes between our lookup and our insert;
             # the next attempt's lookup sees it and answers it as a duplicate or conflict.
@@ -94,13 +99,17 @@ async def write_ingest_batch(
 
 
 async def _write_once(
-    engine: AsyncEngine, requests: Sequence[IngestRequest], linkage: LinkageEngine | None
+    engine: AsyncEngine,
+    requests: Sequence[IngestRequest],
+    linkage: LinkageEngine | None,
+    handover: Handover | None,
 ) -> list[IngestReceipt | Exception]:
     codes = {r.code for r in requests}
     keys = {r.idempotency_key for r in requests if r.idempotency_key}
-    condition: sa.ColumnElement[bool] = dossiers.c.code.in_(codes)
+    dialect = engine.dialect.name
+    condition: sa.ColumnElement[bool] = one_of(dossiers.c.code, codes, dialect)
     if keys:
-        condition = sa.or_(condition, dossiers.c.idempotency_key.in_(keys))
+        condition = sa.or_(condition, one_of(dossiers.c.idempotency_key, keys, dialect))
     lookup = sa.select(
         dossiers.c.code,
         dossiers.c.idempotency_key,
@@ -149,16 +158,15 @@ async def _write_once(
                     for r in new
                 ],
             )
-            await connection.execute(outbox.insert(), [r.outbox_row for r in new])
             hop_rows = [{**r.hop_row, "done_at": done_at} for r in new]
             await connection.execute(hops.insert(), hop_rows)
             orders: list[dict[str, Any]] = []
             if linkage is not None:
                 orders = await linkage.start(connection, _run_starts(new), done_at)
-                if orders:
-                    await connection.execute(outbox.insert(), orders)
-            # Last: the audit head stays locked from here to the commit.
+            # One insert, in commit order: a dossier's submitted event before its step orders.
             outbox_rows = [*(r.outbox_row for r in new), *orders]
+            await insert_events(connection, outbox_rows, handover)
+            # Last: the audit head stays locked from here to the commit.
             await append_audit(connection, audit_records(hop_rows, outbox_rows), done_at)
     return results
 

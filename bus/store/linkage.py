@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.linkage.decisions import RunState, StepRecord, StepState
+from bus.store.database import one_of
 from bus.store.schema import linkage_runs, linkage_steps
 from contracts import Dossier, DossierStatus, EventEnvelope, StatusChange
 
@@ -149,7 +150,9 @@ async def _runs(
 ) -> dict[str, StoredRun]:
     if not codes:
         return {}
-    run_query = sa.select(linkage_runs).where(linkage_runs.c.dossier_code.in_(set(codes)))
+    run_query = sa.select(linkage_runs).where(
+        one_of(linkage_runs.c.dossier_code, set(codes), connection.dialect.name)
+    )
     if lock and connection.dialect.name == "postgresql":
         run_query = run_query.with_for_update()
     run_rows = (await connection.execute(run_query)).mappings().all()
@@ -159,7 +162,11 @@ async def _runs(
         (
             await connection.execute(
                 sa.select(linkage_steps).where(
-                    linkage_steps.c.dossier_code.in_({row["dossier_code"] for row in run_rows})
+                    one_of(
+                        linkage_steps.c.dossier_code,
+                        {row["dossier_code"] for row in run_rows},
+                        connection.dialect.name,
+                    )
                 )
             )
         )

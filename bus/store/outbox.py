@@ -3,26 +3,31 @@
 A lease (``claimed_until``) rather than a lock held across the publish keeps the statements
 identical on SQLite and PostgreSQL; rows of a relay that died become claimable again when its
 lease runs out, so they are published late rather than never.
+
+A writer that runs beside a relay (the API's ingest, a worker's commit) inserts its rows already
+leased to that relay and hands them over in memory once committed (:class:`Handover`): the relay
+publishes them without first claiming them back from the store, which saves a write transaction
+and a round trip on the way from the commit to the broker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bus.store.database import write_transaction
+from bus.store.database import one_of, write_transaction
 from bus.store.schema import outbox, outbox_batches
 
 
 @dataclass(frozen=True, slots=True)
 class PendingEvent:
-    """An outbox row claimed for publishing."""
+    """An outbox row claimed for publishing (``event_id`` names it: it is unique)."""
 
-    id: int
     event_id: str
     dossier_code: str
     exchange: str
@@ -30,6 +35,51 @@ class PendingEvent:
     mandatory: bool
     payload: bytes
     attempts: int
+
+
+@dataclass(slots=True)
+class Handover:
+    """Outbox rows a writer inserted leased to ``relay_id``, for that relay once committed.
+
+    Nothing here is published if the transaction rolls back: the writer hands it over only after
+    its commit. If the process dies first, the rows are claimed by any relay when the lease
+    runs out, as the rows of a relay that died mid-publish are.
+    """
+
+    relay_id: str
+    lease_seconds: float
+    events: list[PendingEvent] = field(default_factory=list)
+
+
+async def insert_events(
+    connection: AsyncConnection, rows: Sequence[dict[str, Any]], handover: Handover | None
+) -> None:
+    """Insert outbox rows in the caller's transaction; leased to ``handover``'s relay if given."""
+    if not rows:
+        return
+    if handover is None:
+        await connection.execute(outbox.insert(), rows)
+        return
+    until = datetime.now(UTC) + timedelta(seconds=handover.lease_seconds)
+    leased = [
+        {**row, "claimed_by": handover.relay_id, "claimed_until": until, "attempts": 1}
+        for row in rows
+    ]
+    # No RETURNING: rows are named by their event id, and a plain executemany keeps one
+    # statement text whatever the batch's size (see bus.store.database.one_of).
+    await connection.execute(outbox.insert(), leased)
+    handover.events.extend(
+        PendingEvent(
+            event_id=row["event_id"],
+            dossier_code=row["dossier_code"],
+            exchange=row["exchange"],
+            routing_key=row["routing_key"],
+            mandatory=row["mandatory"],
+            payload=row["payload"],
+            attempts=1,
+        )
+        for row in rows
+    )
 
 
 async def claim(
@@ -70,12 +120,11 @@ async def claim(
     )
     async with write_transaction(engine) as connection:
         rows = (await connection.execute(statement)).all()
-    events = [PendingEvent(*row) for row in rows]
-    events.sort(key=lambda e: e.id)  # RETURNING order is not guaranteed; publish in commit order
-    return events
+    # RETURNING order is not guaranteed; publish in commit order.
+    return [PendingEvent(*row[1:]) for row in sorted(rows, key=lambda row: row[0])]
 
 
-async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
+async def mark_sent(engine: AsyncEngine, event_ids: Sequence[str]) -> None:
     """Record that the broker confirmed these rows, and give them their place in event streams.
 
     The rows get the next batch number, taken from the one-row counter: updating it holds the
@@ -90,7 +139,7 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
     marked sent without a place, and takes one with the earlier row, in the batch that marks
     that row; so a stream gives each dossier's events in sequence.
     """
-    if not ids:
+    if not event_ids:
         return
     async with write_transaction(engine) as connection:
         batch = (
@@ -103,7 +152,7 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
         ).scalar_one()
         await connection.execute(
             sa.update(outbox)
-            .where(outbox.c.id.in_(ids))
+            .where(one_of(outbox.c.event_id, event_ids, connection.dialect.name))
             .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=None)
         )
         earlier = outbox.alias("earlier")
@@ -118,7 +167,9 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
         )
         # An alias: a plain ``outbox`` here would be correlated with the row being updated.
         marked = outbox.alias("marked")
-        dossiers = sa.select(marked.c.dossier_code).where(marked.c.id.in_(ids))
+        dossiers = sa.select(marked.c.dossier_code).where(
+            one_of(marked.c.event_id, event_ids, connection.dialect.name)
+        )
         await connection.execute(
             sa.update(outbox)
             .where(
@@ -132,7 +183,7 @@ async def mark_sent(engine: AsyncEngine, ids: Sequence[int]) -> None:
 
 
 async def release(
-    engine: AsyncEngine, failures: Sequence[tuple[int, str]], *, retry_in: float
+    engine: AsyncEngine, failures: Sequence[tuple[str, str]], *, retry_in: float
 ) -> None:
     """Give rows back after a failed publish, with the error, to be retried after ``retry_in``."""
     if not failures:
@@ -141,9 +192,9 @@ async def release(
     async with write_transaction(engine) as connection:
         await connection.execute(
             sa.update(outbox)
-            .where(outbox.c.id == sa.bindparam("row_id"))
+            .where(outbox.c.event_id == sa.bindparam("row_event_id"))
             .values(last_error=sa.bindparam("error"), claimed_until=until),
-            [{"row_id": row_id, "error": error[:2000]} for row_id, error in failures],
+            [{"row_event_id": event_id, "error": error[:2000]} for event_id, error in failures],
         )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus.amqp import Broker
 from bus.relay import OutboxRelay
 from bus.settings import Settings
+from bus.store import outbox as outbox_store
 from bus.store.database import create_engine, writer
 from bus.store.migrate import upgrade_async
 from bus.store.schema import outbox
@@ -108,3 +109,81 @@ async def test_an_unroutable_mandatory_event_stays_in_the_outbox(setup) -> None:
     assert [(r.event_id, r.sent_at) for r in rows] == [("lost", None), ("after", None)]
     assert "Unroutable" in rows[0].last_error
     assert "held back" in rows[1].last_error
+
+
+async def _hand_over(
+    engine: AsyncEngine, relay: OutboxRelay, rows: list[dict[str, object]]
+) -> outbox_store.Handover:
+    """Insert ``rows`` leased to ``relay`` the way the API and the workers do, and commit."""
+    handover = relay.handover()
+    async with engine.begin() as connection:
+        await outbox_store.insert_events(connection, rows, handover)
+    return handover
+
+
+async def _unsent(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        found = await connection.scalars(
+            sa.select(outbox.c.event_id).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
+        )
+        return list(found)
+
+
+async def test_rows_handed_over_are_published_without_being_claimed(setup) -> None:  # type: ignore[no-untyped-def]
+    """A writer's committed rows go out from memory; the store's claim never takes them again."""
+    settings, engine, broker, queue = setup
+    rows = [_row(f"h{i}", f"d{i % 3}") for i in range(20)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    relay = OutboxRelay(engine, broker, settings)
+    handover = await _hand_over(engine, relay, rows)
+    assert [event.event_id for event in handover.events] == [row["event_id"] for row in rows]
+    # Leased to the relay: a claim (this relay's or another's) leaves them alone.
+    assert await OutboxRelay(engine, broker, settings).relay_once() == 0
+    relay.take(handover)
+    assert await relay.relay_handed() == 20
+    assert await _unsent(engine) == []
+    received = []
+    while (message := await queue.get(fail=False)) is not None:
+        received.append(message.body.decode())
+        await message.ack()
+    assert received == [row["event_id"] for row in rows]
+
+
+async def test_after_a_failed_publish_handed_rows_wait_behind_the_failed_one(setup) -> None:  # type: ignore[no-untyped-def]
+    """A dossier's later event does not overtake its earlier one that the broker refused."""
+    settings, engine, broker, _queue = setup
+    events = Names(settings.namespace).events
+    lost = _row("refused", "d1", mandatory=True)
+    lost["exchange"] = events
+    lost["routing_key"] = "dossier.submitted.nobody"
+    relay = OutboxRelay(engine, broker, settings)
+    relay.take(await _hand_over(engine, relay, [lost]))
+    assert await relay.relay_handed() == 0
+    later = _row("later", "d1")
+    later["exchange"] = events
+    relay.take(await _hand_over(engine, relay, [later]))
+    assert await relay.relay_handed() == 0  # given back to the store, not published
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                sa.select(outbox.c.event_id, outbox.c.last_error).order_by(outbox.c.id)
+            )
+        ).all()
+    assert [row.event_id for row in rows] == ["refused", "later"]
+    assert "Unroutable" in rows[0].last_error
+    assert "earlier failed publish" in rows[1].last_error
+    assert await _unsent(engine) == ["refused", "later"]
+
+
+async def test_a_stopping_relay_gives_its_handed_rows_back_to_the_store(setup) -> None:  # type: ignore[no-untyped-def]
+    """Rows handed over but not yet published are claimable at once by the next relay."""
+    settings, engine, broker, _queue = setup
+    rows = [_row(f"s{i}", "d1") for i in range(3)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    relay = OutboxRelay(engine, broker, settings)
+    relay.take(await _hand_over(engine, relay, rows))  # never started: nothing publishes them
+    await relay.stop()
+    assert await OutboxRelay(engine, broker, settings).relay_once() == 3
+    assert await _unsent(engine) == []

@@ -125,7 +125,7 @@ async def test_outbox_rows_are_claimed_by_one_relay_only(engine: AsyncEngine) ->
         outbox_store.claim(engine, relay_id="a", limit=40, lease_seconds=30),
         outbox_store.claim(engine, relay_id="b", limit=40, lease_seconds=30),
     )
-    ids_a, ids_b = {e.id for e in a}, {e.id for e in b}
+    ids_a, ids_b = {e.event_id for e in a}, {e.event_id for e in b}
     assert not ids_a & ids_b
     assert len(ids_a | ids_b) == 50
 
@@ -144,7 +144,7 @@ async def test_sent_rows_are_not_claimed_again(engine: AsyncEngine) -> None:
     """Marking a row sent takes it out of the outbox's pending set."""
     await write_ingest_batch(engine, [_request()])
     [row] = await outbox_store.claim(engine, relay_id="r", limit=10, lease_seconds=0.01)
-    await outbox_store.mark_sent(engine, [row.id])
+    await outbox_store.mark_sent(engine, [row.event_id])
     await asyncio.sleep(0.05)
     assert await outbox_store.claim(engine, relay_id="r", limit=10, lease_seconds=30) == []
     assert (await outbox_store.lag(engine))[0] == 0
@@ -154,12 +154,12 @@ async def test_streams_read_events_in_the_order_they_were_marked_sent(engine: As
     """Stream order is the order of the relays' commits, not of ids; a place is never moved."""
     receipts = await write_ingest_batch(engine, [_request(i) for i in range(1, 4)])
     a, b, c = (r.event_id for r in receipts if isinstance(r, IngestReceipt))
-    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+    await _claim_all(engine)
     assert await replay.position_of(engine, c) is None  # not confirmed yet: not in the stream
 
-    await outbox_store.mark_sent(engine, [row_id[c]])
-    await outbox_store.mark_sent(engine, [row_id[b], row_id[a]])
-    await outbox_store.mark_sent(engine, [row_id[a]])  # a relay that took over the lease
+    await outbox_store.mark_sent(engine, [c])
+    await outbox_store.mark_sent(engine, [b, a])
+    await outbox_store.mark_sent(engine, [a])  # a relay that took over the lease
     everything = await _stream(engine, replay.STREAM_START)
     assert [e.event_id for e in everything] == [c, a, b]
     assert await replay.stream_end(engine) == everything[-1].position
@@ -188,11 +188,11 @@ async def test_a_dossiers_later_event_confirmed_first_waits_for_the_earlier_one(
                 attempts=0,
             )
         )
-    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+    await _claim_all(engine)
 
-    await outbox_store.mark_sent(engine, [row_id["status-2"]])  # the worker's relay, first
+    await outbox_store.mark_sent(engine, ["status-2"])  # the worker's relay, first
     assert await _stream(engine, replay.STREAM_START) == []  # held back: it is not its turn
-    await outbox_store.mark_sent(engine, [row_id[receipt.event_id]])  # the API's relay
+    await outbox_store.mark_sent(engine, [receipt.event_id])  # the API's relay
     streamed = await _stream(engine, replay.STREAM_START)
     assert [e.event_id for e in streamed] == [receipt.event_id, "status-2"]
 
@@ -207,18 +207,18 @@ async def test_a_relay_commits_its_batch_before_the_next_one_is_numbered(
     """
     receipts = await write_ingest_batch(engine, [_request(i) for i in range(1, 3)])
     first, second = (r.event_id for r in receipts if isinstance(r, IngestReceipt))
-    row_id = {e.event_id: e.id for e in await _claim_all(engine)}
+    await _claim_all(engine)
     async with engine.begin() as slow:
         # A relay mid-way through mark_sent: it holds the counter until it commits.
         await slow.execute(
             sa.update(outbox_batches).values(last_batch=outbox_batches.c.last_batch + 1)
         )
-        other = asyncio.create_task(outbox_store.mark_sent(engine, [row_id[second]]))
+        other = asyncio.create_task(outbox_store.mark_sent(engine, [second]))
         await asyncio.sleep(0.3)
         assert not other.done(), "the second relay numbered a batch before the first committed"
         await slow.execute(
             sa.update(outbox)
-            .where(outbox.c.id == row_id[first])
+            .where(outbox.c.event_id == first)
             .values(sent_at=datetime.now(UTC), stream_batch=1)
         )
     await asyncio.wait_for(other, 10)

@@ -463,7 +463,7 @@ async def test_a_worker_polls_the_partner_and_publishes_status_events(
         [code] = await ingest(engine, 1)
         # The dossier's own submitted event went out long ago.
         async with engine.connect() as connection:
-            ids = (await connection.execute(sa.select(outbox.c.id))).scalars().all()
+            ids = (await connection.execute(sa.select(outbox.c.event_id))).scalars().all()
         await outbox_store.mark_sent(writer(engine), ids)
     finally:
         await engine.dispose()
