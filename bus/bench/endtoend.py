@@ -84,6 +84,9 @@ class Latency:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    #: The first part of it: POST to the 202 (group commit included).
+    answer_p50_ms: float = 0.0
+    answer_p99_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ def _latencies(pushed: Pushed, listener: StatusListener) -> list[float]:
 
 def _latency(load: str, pushed: Pushed, listener: StatusListener, offered: float | None) -> Latency:
     values = _latencies(pushed, listener)
+    answers = [(pushed.answered_ns[code] - sent) / 1e6 for code, sent in pushed.sent_ns.items()]
     last = max(listener.received_ns[code] for code in pushed.sent_ns)
     return Latency(
         load=load,
@@ -159,6 +163,8 @@ def _latency(load: str, pushed: Pushed, listener: StatusListener, offered: float
         p95_ms=percentile(values, 0.95),
         p99_ms=percentile(values, 0.99),
         max_ms=max(values),
+        answer_p50_ms=percentile(answers, 0.50),
+        answer_p99_ms=percentile(answers, 0.99),
     )
 
 

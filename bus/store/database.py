@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -17,6 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 WRITER_OPTION = "bus_writer"
+#: Seconds a SQLite writer waits for the write lock before "database is locked".
+_WRITE_LOCK_TIMEOUT = 30.0
+#: Longest single wait inside SQLite's busy handler while trying for the write lock.
+_WRITE_LOCK_STEP_MS = 4
 
 
 def _json_dumps(value: Any) -> str:
@@ -36,7 +41,7 @@ def create_engine(database_url: str) -> AsyncEngine:
             # One writer at a time is SQLite's rule; a small pool avoids lock convoys.
             pool_size=4,
             max_overflow=0,
-            connect_args={"timeout": 30},
+            connect_args={"timeout": _WRITE_LOCK_TIMEOUT},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -60,7 +65,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # power cut, which "nothing accepted is lost" needs. Group commit pays that fsync per batch.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(_WRITE_LOCK_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -69,10 +74,25 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
     # A writer takes the write lock when its transaction starts, not at its first write: two
     # processes that both read then write would otherwise fail with "database is locked"
     # instead of waiting. Readers begin deferred so that WAL lets them run beside the writer.
-    if connection.get_execution_options().get(WRITER_OPTION):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
+    if not connection.get_execution_options().get(WRITER_OPTION):
         connection.exec_driver_sql("BEGIN")
+        return
+    # SQLite's busy handler sleeps 1, 2, 5, 10, ... then 100 ms between tries: while the API and
+    # a worker take turns every few milliseconds, a waiter kept missing its turn and slept for
+    # hundreds. Here each try waits at most _WRITE_LOCK_STEP_MS, and tries go on until the
+    # usual timeout. (Python's sqlite3 cannot install a busy handler of its own.)
+    deadline = time.monotonic() + _WRITE_LOCK_TIMEOUT
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={_WRITE_LOCK_STEP_MS}")
+    try:
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={int(_WRITE_LOCK_TIMEOUT * 1000)}")
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.ingest import Submission, build_ingest_request
+from bus.store import database, replay
 from bus.store import outbox as outbox_store
-from bus.store import replay
 from bus.store.database import create_engine, writer
 from bus.store.deliveries import DeliveryRecord, StatusTransition, commit_deliveries
 from bus.store.ingest import IngestConflict, IngestReceipt, write_ingest_batch
@@ -334,3 +336,55 @@ async def test_successive_changes_get_increasing_sequence_numbers(engine: AsyncE
         row = (await connection.execute(sa.select(dossiers.c.status, dossiers.c.sequence))).one()
     assert events[1:] == ["status-m-1-2", "status-m-2-3"]
     assert tuple(row) == (4, 3)
+
+
+async def _hold_sqlite_write_lock(path: str, seconds: float) -> None:
+    """Another process's writer, as SQLite sees it: a connection of its own holding the lock."""
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            time.sleep(seconds)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    await asyncio.to_thread(hold)
+
+
+async def test_a_sqlite_writer_waits_for_another_writer_then_goes_on(sqlite_url: str) -> None:
+    """A writer meeting the lock tries again in short steps until it gets it, not an error."""
+    await upgrade_async(sqlite_url)
+    engine = writer(create_engine(sqlite_url))
+    path = sqlite_url.split("///", 1)[1]
+    try:
+        holder = asyncio.create_task(_hold_sqlite_write_lock(path, 0.4))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await write_ingest_batch(engine, [_request()])
+        waited = time.monotonic() - started
+        await holder
+        assert waited >= 0.2, "the writer did not wait for the lock"
+        assert await _count(engine, dossiers) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_sqlite_writer_gives_up_after_the_lock_timeout(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the timeout the writer fails with SQLite's own "database is locked"."""
+    monkeypatch.setattr(database, "_WRITE_LOCK_TIMEOUT", 0.3)
+    await upgrade_async(sqlite_url)
+    engine = writer(create_engine(sqlite_url))
+    path = sqlite_url.split("///", 1)[1]
+    try:
+        holder = asyncio.create_task(_hold_sqlite_write_lock(path, 1.5))
+        await asyncio.sleep(0.1)
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            await write_ingest_batch(engine, [_request()])
+        await holder
+        assert await _count(engine, dossiers) == 0
+    finally:
+        await engine.dispose()
