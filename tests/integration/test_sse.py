@@ -249,8 +249,10 @@ async def test_a_resume_returns_what_followed_in_commit_order_even_a_lower_id(
 
     A slow transaction writes an event, then a dossier's event commits and is streamed; the
     client leaves, the slow one commits, a second dossier follows. Resuming after the streamed
-    event returns exactly the slow event and the second dossier's, in the order they committed.
-    On SQLite writers take turns, so the slow event simply commits after the client left.
+    event returns exactly the slow event and the second dossier's, in the stream's order (the
+    order the relays confirmed them: the API hands its own event to its relay at once, another
+    writer's waits for a claim). On SQLite writers take turns, so the slow event simply commits
+    after the client left.
     """
     settings = make_settings(
         namespace, database_url, connector_endpoints={"civil_status": simulator.url}
@@ -289,8 +291,9 @@ async def test_a_resume_returns_what_followed_in_commit_order_even_a_lower_id(
 
                 async with open_stream(api, "dossier.#", last_event_id=seen.id) as stream:
                     replayed = await stream.until_live()
-            assert [f.id for f in replayed] == [slow_event_id, ids["second"]]
-            assert replayed[1].json["subject"] == second
+            in_stream_order = sorted([slow_event_id, ids["second"]], key=ids["place"].get)
+            assert [f.id for f in replayed] == in_stream_order
+            assert next(f for f in replayed if f.id == ids["second"]).json["subject"] == second
         finally:
             await engine.dispose()
 
@@ -319,21 +322,24 @@ def _outbox_row(event_id: str, settings: Settings) -> dict[str, Any]:
 async def _sent_ids(
     engine: AsyncEngine, first_id: str, slow_id: str, second_code: str
 ) -> dict[str, Any] | None:
-    """Outbox ids of the three events once the relay has marked all of them sent."""
+    """Outbox ids of the three events, and their places in the stream, once all are placed."""
     async with engine.connect() as connection:
         rows = (
             await connection.execute(
-                sa.select(outbox.c.event_id, outbox.c.id, outbox.c.dossier_code).where(
+                sa.select(
+                    outbox.c.event_id, outbox.c.id, outbox.c.dossier_code, outbox.c.stream_batch
+                ).where(
                     sa.or_(
                         outbox.c.event_id.in_([first_id, slow_id]),
                         outbox.c.dossier_code == second_code,
                     ),
-                    outbox.c.sent_at.is_not(None),
+                    outbox.c.stream_batch.is_not(None),
                 )
             )
         ).all()
     if len(rows) != 3:
         return None
     ids: dict[str, Any] = {row.event_id: row.id for row in rows}
+    ids["place"] = {row.event_id: (row.stream_batch, row.id) for row in rows}
     ids["second"] = next(row.event_id for row in rows if row.dossier_code == second_code)
     return ids
