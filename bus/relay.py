@@ -21,12 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bus.amqp import Broker, OutgoingMessage
 from bus.errors import BrokerUnavailable
 from bus.settings import Settings
-from bus.store import outbox
+from bus.store import outbox, statistics
 
 log = logging.getLogger(__name__)
 
 #: Seconds before rows whose publish failed are tried again: a broker outage is not a busy loop.
 _RETRY_SECONDS = 1.0
+#: Seconds between purges of sent rows past their retention (and, when the bus keeps the
+#: store's statistics itself, analyses: see bus.store.statistics).
+_UPKEEP_SECONDS = 60.0
 
 
 class OutboxRelay:
@@ -200,7 +203,9 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last_purge = last_claim = loop.time()
+        last_claim = loop.time()
+        last_upkeep = float("-inf")
+        keep_statistics: bool | None = None
         poll = self._settings.outbox_poll_interval
         while True:
             # Cleared before publishing: a commit that lands during this batch wakes the next.
@@ -214,11 +219,15 @@ class OutboxRelay:
                 if self._claim_due or loop.time() - last_claim >= poll:
                     last_claim = loop.time()
                     busy = await self._claim_round() or busy
-                if loop.time() - last_purge > 60:
-                    last_purge = loop.time()
+                if loop.time() - last_upkeep > _UPKEEP_SECONDS:
+                    last_upkeep = loop.time()
                     await outbox.purge_sent(
                         self._engine, older_than_seconds=self._settings.outbox_retention_seconds
                     )
+                    if keep_statistics is None:
+                        keep_statistics = await statistics.analyze_needed(self._engine)
+                    if keep_statistics:
+                        await statistics.refresh(self._engine)
             except asyncio.CancelledError:
                 raise
             except Exception:

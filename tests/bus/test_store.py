@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.ingest import Submission, build_ingest_request
-from bus.store import database, replay
+from bus.store import database, replay, statistics
 from bus.store import outbox as outbox_store
 from bus.store.database import create_engine, writer
 from bus.store.deliveries import DeliveryRecord, StatusTransition, commit_deliveries
@@ -24,6 +26,7 @@ from bus.store.ingest import IngestConflict, IngestReceipt, write_ingest_batch
 from bus.store.migrate import upgrade_async
 from bus.store.schema import dossiers, hops, metadata, outbox, outbox_batches
 from contracts import DossierStatus, StatusChange, sample_birth_dossier
+from tests.conftest import POSTGRES_ADMIN_DSN
 
 
 @pytest.fixture
@@ -386,5 +389,61 @@ async def test_a_sqlite_writer_gives_up_after_the_lock_timeout(
             await write_ingest_batch(engine, [_request()])
         await holder
         assert await _count(engine, dossiers) == 0
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_after_the_server_drops_every_connection_one_batch_fails_then_all_go_on(
+    postgres_url: str,
+) -> None:
+    """No ping before each checkout: the batch that meets a dead connection fails (the API
+    answers it 503, a worker's message is redelivered), and the pool is renewed for the rest."""
+    await upgrade_async(postgres_url)
+    engine = writer(create_engine(postgres_url))
+    try:
+        # Several pooled connections, all about to be cut.
+        await asyncio.gather(*(write_ingest_batch(engine, [_request(i)]) for i in range(1, 4)))
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            cut = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+                make_url(postgres_url).database,
+            )
+        finally:
+            await admin.close()
+        assert cut >= 1
+        with pytest.raises(sa.exc.DBAPIError) as failed:
+            await write_ingest_batch(engine, [_request(4)])
+        assert failed.value.connection_invalidated
+        results = await asyncio.gather(
+            *(write_ingest_batch(engine, [_request(i)]) for i in range(4, 8))
+        )
+        assert all(isinstance(r, IngestReceipt) for [r] in results)
+        assert await _count(engine, dossiers) == 7
+    finally:
+        await engine.dispose()
+
+
+async def test_the_bus_analyzes_its_busy_tables_only_when_autovacuum_is_off(
+    database_url: str,
+) -> None:
+    """Without autovacuum a PostgreSQL store would never get statistics (and poor plans)."""
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            assert not await statistics.analyze_needed(engine)
+            return
+        async with engine.connect() as connection:
+            autovacuum = await connection.scalar(sa.text("SELECT current_setting('autovacuum')"))
+        assert await statistics.analyze_needed(engine) == (autovacuum == "off")
+        await write_ingest_batch(writer(engine), [_request(i) for i in range(1, 4)])
+        await statistics.refresh(engine)
+        async with engine.connect() as connection:
+            analyzed = await connection.scalars(
+                sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+            )
+            assert {table.name for table in statistics.BUSY_TABLES} <= set(analyzed)
     finally:
         await engine.dispose()
