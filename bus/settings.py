@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="How long a relay owns the rows it claimed; rows of a relay that died are "
-        "published by another after this.",
+        description="How long a relay owns the rows it claimed or was handed; rows of a relay "
+        "that died are published by another after this.",
     )
     outbox_retention_seconds: float = Field(
         default=7 * 86_400.0,
