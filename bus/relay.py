@@ -57,13 +57,23 @@ class OutboxRelay:
         self._claim_due = True
         self._wake.set()
 
-    def handover(self) -> outbox.Handover:
-        """A handover for one write transaction: its rows are inserted leased to this relay."""
+    def handover(self) -> outbox.Handover | None:
+        """A handover for one write transaction: its rows are inserted leased to this relay.
+
+        ``None`` while the relay is behind (the broker slow or away) by more than two batches:
+        the rows then wait in the store, unleased, for the relay or any other to claim, so
+        that memory does not grow with the backlog.
+        """
+        if len(self._handed) >= 2 * self._batch_max:
+            return None
         return outbox.Handover(self._relay_id, self._settings.outbox_lease_seconds)
 
-    def take(self, handover: outbox.Handover) -> None:
-        """Publish the rows of ``handover``, whose transaction has committed."""
-        if handover.events:
+    def take(self, handover: outbox.Handover | None) -> None:
+        """Publish the rows of ``handover``, whose transaction has committed (``None``: the
+        rows were written to the store for a claim)."""
+        if handover is None:
+            self.wake()
+        elif handover.events:
             self._handed.extend(handover.events)
             self._wake.set()
 

@@ -116,6 +116,7 @@ async def _hand_over(
 ) -> outbox_store.Handover:
     """Insert ``rows`` leased to ``relay`` the way the API and the workers do, and commit."""
     handover = relay.handover()
+    assert handover is not None
     async with engine.begin() as connection:
         await outbox_store.insert_events(connection, rows, handover)
     return handover
@@ -187,3 +188,19 @@ async def test_a_stopping_relay_gives_its_handed_rows_back_to_the_store(setup) -
     await relay.stop()
     assert await OutboxRelay(engine, broker, settings).relay_once() == 3
     assert await _unsent(engine) == []
+
+
+async def test_a_relay_behind_by_two_batches_leaves_new_rows_to_the_store(setup) -> None:  # type: ignore[no-untyped-def]
+    """Memory does not grow with a backlog: past two batches in hand, rows wait unleased."""
+    settings, engine, broker, _queue = setup
+    rows = [_row(f"b{i}", "d1") for i in range(5)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    relay = OutboxRelay(engine, broker, settings.model_copy(update={"batch_max": 2}))
+    relay.take(await _hand_over(engine, relay, rows[:4]))  # not started: the four stay in hand
+    assert relay.handover() is None
+    async with engine.begin() as connection:
+        await outbox_store.insert_events(connection, rows[4:], None)
+    relay.take(None)
+    # Claimable at once by any relay, unlike the four leased to this one.
+    assert await OutboxRelay(engine, broker, settings).relay_once() == 1
