@@ -64,7 +64,7 @@ class OutboxRelay:
         the rows then wait in the store, unleased, for the relay or any other to claim, so
         that memory does not grow with the backlog.
         """
-        if len(self._handed) >= 2 * self._batch_max:
+        if len(self._handed) >= 2 * self._settings.batch_max:
             return None
         return outbox.Handover(self._relay_id, self._settings.outbox_lease_seconds)
 
@@ -109,7 +109,9 @@ class OutboxRelay:
 
     async def relay_handed(self) -> int:
         """Publish up to a batch of the rows handed over; returns how many were confirmed."""
-        batch = [self._handed.popleft() for _ in range(min(len(self._handed), self._batch_max))]
+        batch = [
+            self._handed.popleft() for _ in range(min(len(self._handed), self._settings.batch_max))
+        ]
         try:
             if not self._handover_paused:
                 return await self._publish(batch)
@@ -126,10 +128,6 @@ class OutboxRelay:
             # confirmed goes out twice, which consumers' deduplication absorbs.
             self._handed.extendleft(reversed(batch))
             raise
-
-    @property
-    def _batch_max(self) -> int:
-        return self._settings.batch_max
 
     @property
     def _handover_paused(self) -> bool:
@@ -206,7 +204,7 @@ class OutboxRelay:
     async def _claim_round(self) -> bool:
         """Publish a batch claimed from the store; whether a full batch came (more may wait)."""
         self._claim_due = False
-        if await self.relay_once() >= self._batch_max:
+        if await self.relay_once() >= self._settings.batch_max:
             self._claim_due = True
             return True
         return False

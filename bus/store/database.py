@@ -80,24 +80,31 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
     # processes that both read then write would otherwise fail with "database is locked"
     # instead of waiting. Readers begin deferred so that WAL lets them run beside the writer.
     if not connection.get_execution_options().get(WRITER_OPTION):
+        _set_busy_timeout(connection, int(_WRITE_LOCK_TIMEOUT * 1000))
         connection.exec_driver_sql("BEGIN")
         return
     # SQLite's busy handler sleeps 1, 2, 5, 10, ... then 100 ms between tries: while the API and
     # a worker take turns every few milliseconds, a waiter kept missing its turn and slept for
     # hundreds. Here each try waits at most _WRITE_LOCK_STEP_MS, and tries go on until the
     # usual timeout. (Python's sqlite3 cannot install a busy handler of its own.)
+    _set_busy_timeout(connection, _WRITE_LOCK_STEP_MS)
     deadline = time.monotonic() + _WRITE_LOCK_TIMEOUT
-    connection.exec_driver_sql(f"PRAGMA busy_timeout={_WRITE_LOCK_STEP_MS}")
-    try:
-        while True:
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                    raise
-    finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout={int(_WRITE_LOCK_TIMEOUT * 1000)}")
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa.exc.OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+
+
+def _set_busy_timeout(connection: sa.Connection, milliseconds: int) -> None:
+    """Set the pooled connection's busy timeout, remembered with it: a statement only when a
+    connection changes between reading and writing, never while it holds the write lock."""
+    info = connection.connection.info
+    if info.get("busy_timeout") != milliseconds:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
+        info["busy_timeout"] = milliseconds
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

@@ -356,41 +356,42 @@ async def _hold_sqlite_write_lock(path: str, seconds: float) -> None:
     await asyncio.to_thread(hold)
 
 
-async def test_a_sqlite_writer_waits_for_another_writer_then_goes_on(sqlite_url: str) -> None:
-    """A writer meeting the lock tries again in short steps until it gets it, not an error."""
+@pytest.fixture
+async def sqlite_writer(sqlite_url: str) -> AsyncIterator[tuple[AsyncEngine, str]]:
+    """A migrated SQLite store's writer engine, and the file another writer would open."""
     await upgrade_async(sqlite_url)
     engine = writer(create_engine(sqlite_url))
-    path = sqlite_url.split("///", 1)[1]
-    try:
-        holder = asyncio.create_task(_hold_sqlite_write_lock(path, 0.4))
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
-        await write_ingest_batch(engine, [_request()])
-        waited = time.monotonic() - started
-        await holder
-        assert waited >= 0.2, "the writer did not wait for the lock"
-        assert await _count(engine, dossiers) == 1
-    finally:
-        await engine.dispose()
+    yield engine, sqlite_url.split("///", 1)[1]
+    await engine.dispose()
+
+
+async def test_a_sqlite_writer_waits_for_another_writer_then_goes_on(
+    sqlite_writer: tuple[AsyncEngine, str],
+) -> None:
+    """A writer meeting the lock tries again in short steps until it gets it, not an error."""
+    engine, path = sqlite_writer
+    holder = asyncio.create_task(_hold_sqlite_write_lock(path, 0.4))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await write_ingest_batch(engine, [_request()])
+    waited = time.monotonic() - started
+    await holder
+    assert waited >= 0.2, "the writer did not wait for the lock"
+    assert await _count(engine, dossiers) == 1
 
 
 async def test_a_sqlite_writer_gives_up_after_the_lock_timeout(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_writer: tuple[AsyncEngine, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the timeout the writer fails with SQLite's own "database is locked"."""
     monkeypatch.setattr(database, "_WRITE_LOCK_TIMEOUT", 0.3)
-    await upgrade_async(sqlite_url)
-    engine = writer(create_engine(sqlite_url))
-    path = sqlite_url.split("///", 1)[1]
-    try:
-        holder = asyncio.create_task(_hold_sqlite_write_lock(path, 1.5))
-        await asyncio.sleep(0.1)
-        with pytest.raises(sa.exc.OperationalError, match="locked"):
-            await write_ingest_batch(engine, [_request()])
-        await holder
-        assert await _count(engine, dossiers) == 0
-    finally:
-        await engine.dispose()
+    engine, path = sqlite_writer
+    holder = asyncio.create_task(_hold_sqlite_write_lock(path, 1.5))
+    await asyncio.sleep(0.1)
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
+        await write_ingest_batch(engine, [_request()])
+    await holder
+    assert await _count(engine, dossiers) == 0
 
 
 @pytest.mark.postgres
