@@ -323,13 +323,16 @@ SCENARIOS: dict[str, Scenario] = {
             base_port=5731,
         ),
         Scenario("partner-down", "partner down, then back", partner_down),
-        # Eight attempts: with one call in five refused, 0.2^8 of the dossiers (one in
-        # 390,000) would exhaust them and be parked; five (the default) would park one in 3,000.
+        # Fifteen attempts, sized from the odds: each call fails on its own draw, so a dossier
+        # is parked with probability 0.2^attempts. Eight attempts left one run in 650 of 600
+        # dossiers with a parked dossier (and one in 40 at full size); fifteen leave one in
+        # 50 million (one in 3 million at full size). Tiers repeat so that the longest wait,
+        # about two minutes, stays inside the settle timeout.
         Scenario(
             "partner-flaky",
             "partner answers 1 call in 5 with 503",
             partner_flaky,
-            retry_delays=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+            retry_delays=(0.5, 0.5, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 15.0, 15.0, 30.0, 30.0),
         ),
         # Short tiers: the refused poison is parked after its three retries, in seconds.
         Scenario(
