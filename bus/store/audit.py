@@ -50,6 +50,21 @@ _HOP_FIELDS: Final = tuple(column.name for column in hops.columns if column.name
 _OUTBOX_FIELDS: Final = ("event_id", "exchange", "routing_key", "mandatory", "created_at")
 
 
+# Built once: every write transaction runs them (see bus.store.database.one_of_bound).
+_READ_HEAD: Final = sa.select(audit_head.c.last_seq, audit_head.c.last_hash).where(
+    audit_head.c.id == 1
+)
+#: On PostgreSQL the head row is locked until the commit; SQLite's writer already holds the
+#: database's write lock.
+_LOCK_HEAD: Final = _READ_HEAD.with_for_update()
+_INSERT_RECORDS: Final = audit_log.insert()
+_MOVE_HEAD: Final = (
+    sa.update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(last_seq=sa.bindparam("seq"), last_hash=sa.bindparam("hash"))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditDraft:
     """A record to append: what it is, about which dossier, and its content."""
@@ -106,10 +121,7 @@ async def append_audit(
     the commit, since the head stays locked from here until then."""
     if not records:
         return
-    head = sa.select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1)
-    if connection.dialect.name == "postgresql":
-        # SQLite's writer already holds the database's write lock.
-        head = head.with_for_update()
+    head = _LOCK_HEAD if connection.dialect.name == "postgresql" else _READ_HEAD
     seq, last_hash = (await connection.execute(head)).one()
     rows: list[dict[str, Any]] = []
     for draft in records:
@@ -132,10 +144,8 @@ async def append_audit(
             }
         )
         last_hash = record_hash
-    await connection.execute(audit_log.insert(), rows)
-    await connection.execute(
-        sa.update(audit_head).where(audit_head.c.id == 1).values(last_seq=seq, last_hash=last_hash)
-    )
+    await connection.execute(_INSERT_RECORDS, rows)
+    await connection.execute(_MOVE_HEAD, {"seq": seq, "hash": last_hash})
 
 
 @asynccontextmanager
@@ -154,11 +164,7 @@ async def snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 async def read_head(connection: AsyncConnection) -> ChainHeadRow | None:
     """The head row, or ``None`` when it is missing (deleted)."""
-    row = (
-        await connection.execute(
-            sa.select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1)
-        )
-    ).first()
+    row = (await connection.execute(_READ_HEAD)).first()
     return None if row is None else ChainHeadRow(int(row[0]), str(row[1]))
 
 

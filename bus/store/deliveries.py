@@ -9,17 +9,22 @@ poller's records (:mod:`bus.store.polls`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.audit import append_audit, audit_records
-from bus.store.database import insert_ignoring_duplicates, one_of, write_transaction
+from bus.store.database import (
+    insert_ignoring_duplicates,
+    one_of_bound,
+    write_transaction,
+)
 from bus.store.linkage import StepAnswer
 from bus.store.outbox import Handover, insert_events
 from bus.store.schema import (
@@ -111,14 +116,19 @@ async def already_processed(
     """Which of ``message_ids`` this consumer has already committed."""
     if not message_ids:
         return set()
+    values = {"consumer": consumer, "message_ids": list(set(message_ids))}
     async with engine.connect() as connection:
-        rows = await connection.execute(
-            sa.select(processed_messages.c.message_id).where(
-                processed_messages.c.consumer == consumer,
-                one_of(processed_messages.c.message_id, set(message_ids), connection.dialect.name),
-            )
-        )
+        rows = await connection.execute(_processed(connection.dialect.name), values)
         return {row[0] for row in rows}
+
+
+@functools.cache
+def _processed(dialect_name: str) -> sa.Select[Any]:
+    """The select of :func:`already_processed`, built once per dialect."""
+    return sa.select(processed_messages.c.message_id).where(
+        processed_messages.c.consumer == sa.bindparam("consumer"),
+        one_of_bound(processed_messages.c.message_id, "message_ids", dialect_name),
+    )
 
 
 async def commit_deliveries(
@@ -186,16 +196,19 @@ async def consumer_positions_of(
     """The last sequence of each dossier among ``dossier_codes`` delivered to ``consumer``."""
     if not dossier_codes:
         return {}
+    values = {"consumer": consumer, "codes": list(set(dossier_codes))}
     async with engine.connect() as connection:
-        rows = await connection.execute(
-            sa.select(consumer_positions.c.dossier_code, consumer_positions.c.sequence).where(
-                consumer_positions.c.consumer == consumer,
-                one_of(
-                    consumer_positions.c.dossier_code, set(dossier_codes), connection.dialect.name
-                ),
-            )
-        )
+        rows = await connection.execute(_positions(connection.dialect.name), values)
         return {row[0]: row[1] for row in rows}
+
+
+@functools.cache
+def _positions(dialect_name: str) -> sa.Select[Any]:
+    """The select of :func:`consumer_positions_of`, built once per dialect."""
+    return sa.select(consumer_positions.c.dossier_code, consumer_positions.c.sequence).where(
+        consumer_positions.c.consumer == sa.bindparam("consumer"),
+        one_of_bound(consumer_positions.c.dossier_code, "codes", dialect_name),
+    )
 
 
 async def _advance_positions(
@@ -214,20 +227,22 @@ async def _advance_positions(
         {"consumer": c, "dossier_code": code, "sequence": seq, "updated_at": now}
         for (c, code), seq in highest.items()
     ]
-    dialect = connection.dialect.name
-    insert = (sqlite if dialect == "sqlite" else postgresql).insert(consumer_positions)
+    await connection.execute(_advancing(connection.dialect.name), rows)
+
+
+@functools.cache
+def _advancing(dialect_name: str) -> Any:
+    """The upsert of :func:`_advance_positions`, built once per dialect."""
+    insert = (sqlite if dialect_name == "sqlite" else postgresql).insert(consumer_positions)
     newer = insert.excluded.sequence > consumer_positions.c.sequence
-    await connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=[consumer_positions.c.consumer, consumer_positions.c.dossier_code],
-            set_={
-                "sequence": sa.case(
-                    (newer, insert.excluded.sequence), else_=consumer_positions.c.sequence
-                ),
-                "updated_at": insert.excluded.updated_at,
-            },
-        ),
-        rows,
+    return insert.on_conflict_do_update(
+        index_elements=[consumer_positions.c.consumer, consumer_positions.c.dossier_code],
+        set_={
+            "sequence": sa.case(
+                (newer, insert.excluded.sequence), else_=consumer_positions.c.sequence
+            ),
+            "updated_at": insert.excluded.updated_at,
+        },
     )
 
 
@@ -241,14 +256,33 @@ async def claim_message_ids(
     """
     if not ids:
         return set()
-    columns = processed_messages.c
+    statement = _claiming(connection.dialect.name)
     if connection.dialect.name == "postgresql":
+        values: Any = {
+            "consumers": [consumer for consumer, _ in ids],
+            "message_ids": [message_id for _, message_id in ids],
+            "processed_at": now,
+        }
+    else:
+        values = [
+            {"consumer": consumer, "message_id": message_id, "processed_at": now}
+            for consumer, message_id in ids
+        ]
+    inserted = await connection.execute(statement, values)
+    return {(row[0], row[1]) for row in inserted}
+
+
+@functools.cache
+def _claiming(dialect_name: str) -> Any:
+    """The insert of :func:`claim_message_ids`, built once per dialect."""
+    columns = processed_messages.c
+    if dialect_name == "postgresql":
         # The pairs as two arrays: one statement text whatever the batch's size (a multi-row
         # VALUES would be a new prepared statement per size; see bus.store.database.one_of).
+        texts = postgresql.ARRAY(sa.String)
         pairs = (
             sa.func.unnest(
-                sa.bindparam(None, [c for c, _ in ids], type_=postgresql.ARRAY(sa.String)),
-                sa.bindparam(None, [m for _, m in ids], type_=postgresql.ARRAY(sa.String)),
+                sa.bindparam("consumers", type_=texts), sa.bindparam("message_ids", type_=texts)
             )
             .table_valued("consumer", "message_id")
             .render_derived()
@@ -256,26 +290,17 @@ async def claim_message_ids(
         source = sa.select(
             pairs.c.consumer,
             pairs.c.message_id,
-            sa.bindparam(None, now, type_=columns.processed_at.type),
+            sa.bindparam("processed_at", type_=columns.processed_at.type),
         )
-        statement = (
+        return (
             postgresql.insert(processed_messages)
             .from_select(["consumer", "message_id", "processed_at"], source)
             .on_conflict_do_nothing()
             .returning(columns.consumer, columns.message_id)
         )
-        inserted = await connection.execute(statement)
-        return {(row[0], row[1]) for row in inserted}
-    inserted = await connection.execute(
-        insert_ignoring_duplicates(processed_messages, connection.dialect.name).returning(
-            columns.consumer, columns.message_id
-        ),
-        [
-            {"consumer": consumer, "message_id": message_id, "processed_at": now}
-            for consumer, message_id in ids
-        ],
+    return insert_ignoring_duplicates(processed_messages, dialect_name).returning(
+        columns.consumer, columns.message_id
     )
-    return {(row[0], row[1]) for row in inserted}
 
 
 async def lock_dossiers(
@@ -284,22 +309,50 @@ async def lock_dossiers(
     """The current state of the dossiers this store knows among ``codes``, locked for update."""
     if not codes:
         return {}
+    rows = await connection.execute(_locking(connection.dialect.name), {"codes": list(codes)})
+    return {
+        row.code: DossierState(
+            DossierStatus(row.status), row.sequence, row.receiving_agency, row.accepted_event_id
+        )
+        for row in rows.all()
+    }
+
+
+@functools.cache
+def _locking(dialect_name: str) -> sa.Select[Any]:
+    """The select of :func:`lock_dossiers`, built once per dialect."""
     lookup = sa.select(
         dossiers.c.code,
         dossiers.c.status,
         dossiers.c.sequence,
         dossiers.c.receiving_agency,
         dossiers.c.accepted_event_id,
-    ).where(one_of(dossiers.c.code, set(codes), connection.dialect.name))
-    if connection.dialect.name == "postgresql":
+    ).where(one_of_bound(dossiers.c.code, "codes", dialect_name))
+    if dialect_name == "postgresql":
         # Serialise concurrent writers on the same dossier (SQLite's write lock already does).
         lookup = lookup.with_for_update()
-    return {
-        row.code: DossierState(
-            DossierStatus(row.status), row.sequence, row.receiving_agency, row.accepted_event_id
-        )
-        for row in (await connection.execute(lookup)).all()
-    }
+    return lookup
+
+
+_MOVE_DOSSIER: Final = (
+    sa.update(dossiers)
+    .where(
+        dossiers.c.code == sa.bindparam("row_code"),
+        dossiers.c.sequence < sa.bindparam("new_sequence"),
+    )
+    .values(
+        status=sa.bindparam("new_status"),
+        sequence=sa.bindparam("new_sequence"),
+        partner_reference=sa.func.coalesce(
+            sa.bindparam("new_reference", type_=sa.String()), dossiers.c.partner_reference
+        ),
+        finished_at=sa.func.coalesce(
+            dossiers.c.finished_at,
+            sa.bindparam("new_finished_at", type_=dossiers.c.finished_at.type),
+        ),
+        updated_at=sa.bindparam("new_updated_at", type_=dossiers.c.updated_at.type),
+    )
+)
 
 
 async def move_dossiers(connection: AsyncConnection, moves: Sequence[StatusMove]) -> None:
@@ -322,24 +375,8 @@ async def move_dossiers(connection: AsyncConnection, moves: Sequence[StatusMove]
             for move in moves
         ],
     )
-    finished_type = dossiers.c.finished_at.type
     await connection.execute(
-        sa.update(dossiers)
-        .where(
-            dossiers.c.code == sa.bindparam("row_code"),
-            dossiers.c.sequence < sa.bindparam("new_sequence"),
-        )
-        .values(
-            status=sa.bindparam("new_status"),
-            sequence=sa.bindparam("new_sequence"),
-            partner_reference=sa.func.coalesce(
-                sa.bindparam("new_reference", type_=sa.String()), dossiers.c.partner_reference
-            ),
-            finished_at=sa.func.coalesce(
-                dossiers.c.finished_at, sa.bindparam("new_finished_at", type_=finished_type)
-            ),
-            updated_at=sa.bindparam("new_updated_at", type_=finished_type),
-        ),
+        _MOVE_DOSSIER,
         [
             {
                 "row_code": move.dossier_code,

@@ -7,6 +7,7 @@ original answer; a code or key reused for different content is a conflict.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.store.audit import append_audit, audit_records
-from bus.store.database import one_of, write_transaction
+from bus.store.database import one_of_bound, write_transaction
 from bus.store.linkage import RunStart
 from bus.store.outbox import Handover, insert_events
 from bus.store.schema import dossiers, hops, status_history
@@ -104,21 +105,12 @@ async def _write_once(
     linkage: LinkageEngine | None,
     handover: Handover | None,
 ) -> list[IngestReceipt | Exception]:
-    codes = {r.code for r in requests}
-    keys = {r.idempotency_key for r in requests if r.idempotency_key}
-    dialect = engine.dialect.name
-    condition: sa.ColumnElement[bool] = one_of(dossiers.c.code, codes, dialect)
-    if keys:
-        condition = sa.or_(condition, one_of(dossiers.c.idempotency_key, keys, dialect))
-    lookup = sa.select(
-        dossiers.c.code,
-        dossiers.c.idempotency_key,
-        dossiers.c.content_hash,
-        dossiers.c.accepted_event_id,
-    ).where(condition)
+    codes = [r.code for r in requests]
+    keys = [r.idempotency_key for r in requests if r.idempotency_key]
+    lookup = _lookup(engine.dialect.name, by_key=bool(keys))
 
     async with write_transaction(engine) as connection:
-        known = (await connection.execute(lookup)).all()
+        known = (await connection.execute(lookup, {"codes": codes, "keys": keys})).all()
         by_code: dict[str, tuple[str, str]] = {}
         by_key: dict[str, tuple[str, str, str]] = {}
         for row in known:
@@ -169,6 +161,23 @@ async def _write_once(
             # Last: the audit head stays locked from here to the commit.
             await append_audit(connection, audit_records(hop_rows, outbox_rows), done_at)
     return results
+
+
+@functools.cache
+def _lookup(dialect_name: str, *, by_key: bool) -> sa.Select[Any]:
+    """The dossiers a batch repeats, by code (and by idempotency key when some have one);
+    built once per dialect (see bus.store.database.one_of_bound)."""
+    condition = one_of_bound(dossiers.c.code, "codes", dialect_name)
+    if by_key:
+        condition = sa.or_(
+            condition, one_of_bound(dossiers.c.idempotency_key, "keys", dialect_name)
+        )
+    return sa.select(
+        dossiers.c.code,
+        dossiers.c.idempotency_key,
+        dossiers.c.content_hash,
+        dossiers.c.accepted_event_id,
+    ).where(condition)
 
 
 def _run_starts(new: Sequence[IngestRequest]) -> list[RunStart]:

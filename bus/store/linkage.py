@@ -6,6 +6,7 @@ The engine (:mod:`bus.linkage.engine`) decides; this module only turns its
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.linkage.decisions import RunState, StepRecord, StepState
-from bus.store.database import one_of
+from bus.store.database import one_of_bound
 from bus.store.schema import linkage_runs, linkage_steps
 from contracts import Dossier, DossierStatus, EventEnvelope, StatusChange
 
@@ -150,35 +151,35 @@ async def _runs(
 ) -> dict[str, StoredRun]:
     if not codes:
         return {}
-    run_query = sa.select(linkage_runs).where(
-        one_of(linkage_runs.c.dossier_code, set(codes), connection.dialect.name)
-    )
-    if lock and connection.dialect.name == "postgresql":
-        run_query = run_query.with_for_update()
-    run_rows = (await connection.execute(run_query)).mappings().all()
+    dialect = connection.dialect.name
+    # A worker's every commit asks (most dossiers have no run): the statements are built once.
+    run_query = _run_query(dialect, lock=lock and dialect == "postgresql")
+    run_rows = (await connection.execute(run_query, {"codes": list(set(codes))})).mappings().all()
     if not run_rows:
         return {}
-    step_rows = (
-        (
-            await connection.execute(
-                sa.select(linkage_steps).where(
-                    one_of(
-                        linkage_steps.c.dossier_code,
-                        {row["dossier_code"] for row in run_rows},
-                        connection.dialect.name,
-                    )
-                )
-            )
-        )
-        .mappings()
-        .all()
-    )
+    in_runs = list({row["dossier_code"] for row in run_rows})
+    step_rows = (await connection.execute(_step_query(dialect), {"codes": in_runs})).mappings()
     steps: dict[str, list[Any]] = {}
     for row in step_rows:
         steps.setdefault(row["dossier_code"], []).append(row)
     return {
         row["dossier_code"]: _stored(row, steps.get(row["dossier_code"], [])) for row in run_rows
     }
+
+
+@functools.cache
+def _run_query(dialect_name: str, *, lock: bool) -> sa.Select[Any]:
+    query = sa.select(linkage_runs).where(
+        one_of_bound(linkage_runs.c.dossier_code, "codes", dialect_name)
+    )
+    return query.with_for_update() if lock else query
+
+
+@functools.cache
+def _step_query(dialect_name: str) -> sa.Select[Any]:
+    return sa.select(linkage_steps).where(
+        one_of_bound(linkage_steps.c.dossier_code, "codes", dialect_name)
+    )
 
 
 async def read_run(engine: AsyncEngine, code: str) -> StoredRun | None:

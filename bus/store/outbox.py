@@ -12,6 +12,7 @@ and a round trip on the way from the commit to the broker.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bus.store.database import one_of, write_transaction
+from bus.store.database import one_of_bound, reader, write_transaction
 from bus.store.schema import outbox, outbox_batches
 
 
@@ -85,8 +86,40 @@ async def insert_events(
 async def claim(
     engine: AsyncEngine, *, relay_id: str, limit: int, lease_seconds: float
 ) -> list[PendingEvent]:
-    """Claim up to ``limit`` unsent rows, oldest first, for ``lease_seconds``."""
+    """Claim up to ``limit`` unsent rows, oldest first, for ``lease_seconds``.
+
+    A read comes first: relays poll several times a second and usually find every pending row
+    leased to the relay its writer handed it to, and on SQLite an empty claim would still take
+    the write lock that the API's and the workers' commits are waiting for.
+    """
     now = datetime.now(UTC)
+    claiming = _claiming(engine.dialect.name)
+    async with reader(engine).connect() as connection:
+        if (await connection.execute(claiming.peek, {"now": now})).first() is None:
+            return []
+    values = {
+        "now": now,
+        "until": now + timedelta(seconds=lease_seconds),
+        "relay_id": relay_id,
+        "limit": limit,
+    }
+    async with write_transaction(engine) as connection:
+        rows = (await connection.execute(claiming.claim, values)).all()
+    # RETURNING order is not guaranteed; publish in commit order.
+    return [PendingEvent(*row[1:]) for row in sorted(rows, key=lambda row: row[0])]
+
+
+@dataclass(frozen=True, slots=True)
+class _Claiming:
+    """The statements of :func:`claim`, built once per dialect."""
+
+    peek: sa.Select[Any]
+    claim: sa.Update
+
+
+@functools.cache
+def _claiming(dialect_name: str) -> _Claiming:
+    now = sa.bindparam("now", type_=outbox.c.claimed_until.type)
     claimable = (
         sa.select(outbox.c.id)
         .where(
@@ -94,17 +127,18 @@ async def claim(
             sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
         )
         .order_by(outbox.c.id)
-        .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    peek = claimable.limit(1)
+    claimable = claimable.limit(sa.bindparam("limit", type_=sa.Integer))
+    if dialect_name == "postgresql":
         # Relays on other nodes skip rows this one is claiming instead of waiting for them.
         claimable = claimable.with_for_update(skip_locked=True)
     statement = (
         sa.update(outbox)
         .where(outbox.c.id.in_(claimable.scalar_subquery()))
         .values(
-            claimed_by=relay_id,
-            claimed_until=now + timedelta(seconds=lease_seconds),
+            claimed_by=sa.bindparam("relay_id"),
+            claimed_until=sa.bindparam("until", type_=outbox.c.claimed_until.type),
             attempts=outbox.c.attempts + 1,
         )
         .returning(
@@ -118,10 +152,7 @@ async def claim(
             outbox.c.attempts,
         )
     )
-    async with write_transaction(engine) as connection:
-        rows = (await connection.execute(statement)).all()
-    # RETURNING order is not guaranteed; publish in commit order.
-    return [PendingEvent(*row[1:]) for row in sorted(rows, key=lambda row: row[0])]
+    return _Claiming(peek, statement)
 
 
 async def mark_sent(engine: AsyncEngine, event_ids: Sequence[str]) -> None:
@@ -141,45 +172,62 @@ async def mark_sent(engine: AsyncEngine, event_ids: Sequence[str]) -> None:
     """
     if not event_ids:
         return
+    marking = _marking(engine.dialect.name)
+    values = {"event_ids": list(event_ids)}
     async with write_transaction(engine) as connection:
-        batch = (
-            await connection.execute(
-                sa.update(outbox_batches)
-                .where(outbox_batches.c.id == 1)
-                .values(last_batch=outbox_batches.c.last_batch + 1)
-                .returning(outbox_batches.c.last_batch)
-            )
-        ).scalar_one()
-        await connection.execute(
-            sa.update(outbox)
-            .where(one_of(outbox.c.event_id, event_ids, connection.dialect.name))
-            .values(sent_at=datetime.now(UTC), claimed_until=None, last_error=None)
+        batch = (await connection.execute(marking.next_batch)).scalar_one()
+        await connection.execute(marking.sent, {**values, "sent_at": datetime.now(UTC)})
+        await connection.execute(marking.placed, {**values, "batch": batch})
+
+
+@dataclass(frozen=True, slots=True)
+class _Marking:
+    """The statements of :func:`mark_sent`, built once per dialect."""
+
+    next_batch: sa.Update
+    sent: sa.Update
+    placed: sa.Update
+
+
+@functools.cache
+def _marking(dialect_name: str) -> _Marking:
+    next_batch = (
+        sa.update(outbox_batches)
+        .where(outbox_batches.c.id == 1)
+        .values(last_batch=outbox_batches.c.last_batch + 1)
+        .returning(outbox_batches.c.last_batch)
+    )
+    sent = (
+        sa.update(outbox)
+        .where(one_of_bound(outbox.c.event_id, "event_ids", dialect_name))
+        .values(sent_at=sa.bindparam("sent_at"), claimed_until=None, last_error=None)
+    )
+    earlier = outbox.alias("earlier")
+    unsent_before = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.dossier_code == outbox.c.dossier_code,
+            earlier.c.id < outbox.c.id,
+            earlier.c.sent_at.is_(None),
         )
-        earlier = outbox.alias("earlier")
-        unsent_before = (
-            sa.select(earlier.c.id)
-            .where(
-                earlier.c.dossier_code == outbox.c.dossier_code,
-                earlier.c.id < outbox.c.id,
-                earlier.c.sent_at.is_(None),
-            )
-            .exists()
+        .exists()
+    )
+    # An alias: a plain ``outbox`` here would be correlated with the row being updated.
+    marked = outbox.alias("marked")
+    dossiers = sa.select(marked.c.dossier_code).where(
+        one_of_bound(marked.c.event_id, "event_ids", dialect_name)
+    )
+    placed = (
+        sa.update(outbox)
+        .where(
+            outbox.c.dossier_code.in_(dossiers),
+            outbox.c.sent_at.is_not(None),
+            outbox.c.stream_batch.is_(None),
+            ~unsent_before,
         )
-        # An alias: a plain ``outbox`` here would be correlated with the row being updated.
-        marked = outbox.alias("marked")
-        dossiers = sa.select(marked.c.dossier_code).where(
-            one_of(marked.c.event_id, event_ids, connection.dialect.name)
-        )
-        await connection.execute(
-            sa.update(outbox)
-            .where(
-                outbox.c.dossier_code.in_(dossiers),
-                outbox.c.sent_at.is_not(None),
-                outbox.c.stream_batch.is_(None),
-                ~unsent_before,
-            )
-            .values(stream_batch=batch)
-        )
+        .values(stream_batch=sa.bindparam("batch"))
+    )
+    return _Marking(next_batch, sent, placed)
 
 
 async def release(

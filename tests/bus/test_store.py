@@ -394,6 +394,28 @@ async def test_a_sqlite_writer_gives_up_after_the_lock_timeout(
     assert await _count(engine, dossiers) == 0
 
 
+async def test_a_relay_with_nothing_to_claim_does_not_wait_for_the_write_lock(
+    sqlite_writer: tuple[AsyncEngine, str],
+) -> None:
+    """Every pending row is leased (handed over): the poll reads, and leaves the lock to writers;
+    once a lease runs out, the claim waits for the lock like any writer and takes the row."""
+    engine, path = sqlite_writer
+    await write_ingest_batch(engine, [_request()])
+    [leased] = await outbox_store.claim(engine, relay_id="a", limit=10, lease_seconds=0.6)
+
+    holder = asyncio.create_task(_hold_sqlite_write_lock(path, 1.2))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    assert await outbox_store.claim(engine, relay_id="b", limit=10, lease_seconds=30) == []
+    assert time.monotonic() - started < 0.2, "an empty poll waited for the write lock"
+
+    await asyncio.sleep(0.6)  # the lease ran out while the lock is still held
+    [again] = await outbox_store.claim(engine, relay_id="b", limit=10, lease_seconds=30)
+    assert time.monotonic() - started >= 0.9, "the claim did not wait for the write lock"
+    assert (again.event_id, again.attempts) == (leased.event_id, 2)
+    await holder
+
+
 @pytest.mark.postgres
 async def test_after_the_server_drops_every_connection_one_batch_fails_then_all_go_on(
     postgres_url: str,
