@@ -16,11 +16,14 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import await_
+
+from bus.store import sqlite_driver
 
 WRITER_OPTION = "bus_writer"
 #: Seconds a SQLite writer waits for the write lock before "database is locked".
 _WRITE_LOCK_TIMEOUT = 30.0
-#: Longest single wait inside SQLite's busy handler while trying for the write lock.
+#: Wait between two tries for SQLite's write lock.
 _WRITE_LOCK_STEP_MS = 4
 
 
@@ -34,6 +37,7 @@ def create_engine(database_url: str) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        path = url.database or ":memory:"
         engine = create_async_engine(
             url,
             json_serializer=_json_dumps,
@@ -41,7 +45,7 @@ def create_engine(database_url: str) -> AsyncEngine:
             # One writer at a time is SQLite's rule; a small pool avoids lock convoys.
             pool_size=4,
             max_overflow=0,
-            connect_args={"timeout": _WRITE_LOCK_TIMEOUT},
+            async_creator=lambda: sqlite_driver.connect(path, timeout=_WRITE_LOCK_TIMEOUT),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
@@ -83,19 +87,28 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
         _set_busy_timeout(connection, int(_WRITE_LOCK_TIMEOUT * 1000))
         connection.exec_driver_sql("BEGIN")
         return
-    # SQLite's busy handler sleeps 1, 2, 5, 10, ... then 100 ms between tries: while the API and
-    # a worker take turns every few milliseconds, a waiter kept missing its turn and slept for
-    # hundreds. Here each try waits at most _WRITE_LOCK_STEP_MS, and tries go on until the
-    # usual timeout. (Python's sqlite3 cannot install a busy handler of its own.)
-    _set_busy_timeout(connection, _WRITE_LOCK_STEP_MS)
-    deadline = time.monotonic() + _WRITE_LOCK_TIMEOUT
-    while True:
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-            return
-        except sa.exc.OperationalError as exc:
-            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                raise
+    # The writer's statements run on the loop's thread (bus.store.sqlite_driver), so SQLite
+    # must never sleep in its busy handler here: each try for the lock fails at once, and the
+    # wait between tries is awaited, at most _WRITE_LOCK_STEP_MS, until the usual timeout.
+    # (SQLite's own handler also slept up to 100 ms between tries: while the API and a worker
+    # took turns every few milliseconds, a waiter kept missing its turn.)
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite_driver.SqliteConnection)  # the engine's async_creator
+    driver.inline = True
+    try:
+        _set_busy_timeout(connection, 0)
+        deadline = time.monotonic() + _WRITE_LOCK_TIMEOUT
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                    raise
+            await_(asyncio.sleep(_WRITE_LOCK_STEP_MS / 1000))
+    except BaseException:
+        driver.inline = False
+        raise
 
 
 def _set_busy_timeout(connection: sa.Connection, milliseconds: int) -> None:

@@ -1,0 +1,192 @@
+"""SQLite under asyncio: a write transaction's statements run on the event loop's thread, the rest
+in a worker thread.
+
+Written by hand because the async SQLite driver SQLAlchemy offers (aiosqlite) sends every call
+(cursor, execute, fetch, close) to a thread of its own and back: three or four hand-offs per
+statement, each one waiting for the GIL while the loop runs other work. A write transaction of
+ten statements then held SQLite's single write lock across some thirty hand-offs, and the API's
+and the workers' commits queued behind it. Once the write lock is held, the bus's statements take
+microseconds (an index lookup, a few rows inserted, an fsync at the commit), so a write
+transaction runs them inline; taking the lock is the only wait, and it is awaited in short steps
+(:mod:`bus.store.database`). Reads can be long (statistics, an audit check, a stream replay) and
+still go to a worker thread, so the loop keeps serving while they run.
+
+The classes speak the part of aiosqlite's interface that SQLAlchemy's aiosqlite dialect uses;
+:func:`bus.store.database.create_engine` hands them to it through ``async_creator``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar, cast
+
+__all__ = ["SqliteConnection", "SqliteCursor", "connect"]
+
+T = TypeVar("T")
+
+
+class SqliteConnection:
+    """A sqlite3 connection whose calls run inline while :attr:`inline` is set, else on its own
+    thread, in the order they were made.
+
+    One thread per connection, as aiosqlite has: when a task is cancelled while its statement
+    runs there, the statement goes on, and whatever SQLAlchemy does next with the connection (a
+    rollback, a close) must wait for it rather than run beside it on the same sqlite3 handle.
+    For the same reason a call is made inline only when nothing is pending on the thread.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        self._conn = connection
+        self._thread = thread
+        self._last: Future[Any] | None = None
+        #: What the dialect checks before a commit or rollback: None once closed.
+        self._connection: sqlite3.Connection | None = connection
+        #: Set by the writer's begin hook before it takes the write lock; cleared at commit or
+        #: rollback.
+        self.inline = False
+        # The dialect's isolation-level setter queues a function for aiosqlite's thread.
+        self._tx = _RunNow()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._conn.isolation_level = cast(Any, value)  # sqlite3 checks the value itself
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``: here when inline and nothing waits on the thread, else there."""
+        if self.inline and (self._last is None or self._last.done()):
+            return call(*args)
+        return await self._on_thread(call, *args)
+
+    async def _on_thread(self, call: Callable[..., T], *args: Any) -> T:
+        # The thread's own future, not the awaiting task's: it is done only once the call
+        # returned, even when that task was cancelled. One thread runs them in order, so the
+        # last one done means all are.
+        self._last = self._thread.submit(call, *args)
+        return await asyncio.wrap_future(self._last)
+
+    def cursor(self) -> SqliteCursor:
+        return SqliteCursor(self)
+
+    async def commit(self) -> None:
+        try:
+            await self.run(self._conn.commit)
+        finally:
+            self.inline = False
+
+    async def rollback(self) -> None:
+        try:
+            await self.run(self._conn.rollback)
+        finally:
+            self.inline = False
+
+    async def close(self) -> None:
+        if self._connection is None:
+            return
+        self._connection = None
+        self.inline = False
+        # Closing the last connection checkpoints the WAL: not on the loop.
+        try:
+            await self._on_thread(self._conn.close)
+        finally:
+            self._thread.shutdown(wait=False)
+
+    def stop(self) -> None:
+        """Close without waiting (SQLAlchemy's terminate, outside any task): after whatever is
+        still running on the connection's thread."""
+        if self._connection is None:
+            return
+        self._connection = None
+        self._thread.submit(self._conn.close)
+        self._thread.shutdown(wait=False)
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        await self._on_thread(functools.partial(self._conn.create_function, *args, **kwargs))
+
+
+class SqliteCursor:
+    """A sqlite3 cursor whose database work runs where its connection says."""
+
+    def __init__(self, connection: SqliteConnection) -> None:
+        self._connection = connection
+        self._cursor = connection._conn.cursor()  # a Python object: no database work
+
+    async def __aenter__(self) -> SqliteCursor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> SqliteCursor:
+        await self._connection.run(self._cursor.execute, sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> SqliteCursor:
+        await self._connection.run(self._cursor.executemany, sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return await self._connection.run(self._cursor.fetchone)
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = self._cursor.arraysize if size is None else size
+        return await self._connection.run(self._cursor.fetchmany, count)
+
+    async def fetchall(self) -> list[Any]:
+        return await self._connection.run(self._cursor.fetchall)
+
+    async def close(self) -> None:
+        await self._connection.run(self._cursor.close)  # it resets the statement: database work
+
+
+class _RunNow:
+    """Stands in for aiosqlite's request queue: runs the function and settles its future."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as error:  # handed to the caller awaiting the future
+            future.set_exception(error)
+
+
+async def connect(path: str, *, timeout: float) -> SqliteConnection:
+    """Open ``path`` (autocommit: the bus's begin hook starts each transaction itself)."""
+    thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+    def open_file() -> sqlite3.Connection:
+        return sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+
+    try:
+        connection = await asyncio.get_running_loop().run_in_executor(thread, open_file)
+    except BaseException:
+        thread.shutdown(wait=False)
+        raise
+    return SqliteConnection(connection, thread)

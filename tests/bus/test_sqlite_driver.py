@@ -1,0 +1,84 @@
+"""The SQLite driver: a writer's statements on the loop's thread, reads on the connection's own
+thread, and never two calls on one sqlite3 handle at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bus.store import sqlite_driver
+from bus.store.database import create_engine, writer
+
+
+@pytest.fixture
+async def connection(tmp_path: Path) -> AsyncIterator[sqlite_driver.SqliteConnection]:
+    opened = await sqlite_driver.connect(str(tmp_path / "driver.db"), timeout=5)
+    await opened.create_function("thread_id", 0, threading.get_ident)
+    await opened.create_function("nap", 1, lambda seconds: time.sleep(seconds) or 1)
+    yield opened
+    await opened.close()
+
+
+async def _one(connection: sqlite_driver.SqliteConnection, sql: str) -> object:
+    cursor = connection.cursor()
+    await cursor.execute(sql)
+    [(value,)] = await cursor.fetchall()
+    await cursor.close()
+    return value
+
+
+async def test_inline_calls_run_on_the_loop_thread_and_others_off_it(
+    connection: sqlite_driver.SqliteConnection,
+) -> None:
+    loop_thread = threading.get_ident()
+    assert await _one(connection, "select thread_id()") != loop_thread
+    connection.inline = True
+    assert await _one(connection, "select thread_id()") == loop_thread
+    await connection.commit()  # ends the inline stretch
+    assert not connection.inline
+
+
+async def test_a_call_after_a_cancelled_one_waits_for_it_to_finish(
+    connection: sqlite_driver.SqliteConnection,
+) -> None:
+    """A cancelled task's statement goes on in the thread; the next call, even an inline one,
+    runs after it on the thread rather than beside it on the same handle."""
+    slow = asyncio.create_task(_one(connection, "select nap(0.4)"))
+    await asyncio.sleep(0.1)
+    slow.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await slow
+    connection.inline = True
+    started = time.monotonic()
+    ran_on = await _one(connection, "select thread_id()")
+    assert time.monotonic() - started >= 0.2, "the call did not wait for the cancelled one"
+    assert ran_on != threading.get_ident(), "ran inline while the thread was busy"
+
+
+async def test_a_writer_holds_the_lock_only_for_its_work_and_reads_stay_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Through the engine: a write transaction runs on the loop's thread once it has the lock; a
+    read transaction runs on the connection's thread."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'engine.db'}")
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _thread_id(dbapi_connection: object, _: object) -> None:
+        dbapi_connection.create_function("thread_id", 0, threading.get_ident)  # type: ignore[attr-defined]
+
+    try:
+        async with writer(engine).begin() as connection:
+            written_on = (await connection.execute(sa.text("select thread_id()"))).scalar()
+        async with engine.connect() as connection:
+            read_on = (await connection.execute(sa.text("select thread_id()"))).scalar()
+    finally:
+        await engine.dispose()
+    assert written_on == threading.get_ident()
+    assert read_on != threading.get_ident()
