@@ -8,7 +8,9 @@ ten statements then held SQLite's single write lock across some thirty hand-offs
 and the workers' commits queued behind it. Once the write lock is held, the bus's statements take
 microseconds (an index lookup, a few rows inserted, an fsync at the commit), so a write
 transaction runs them inline; taking the lock is the only wait, and it is awaited in short steps
-(:mod:`bus.store.database`). Reads can be long (statistics, an audit check, a stream replay) and
+(:mod:`bus.store.database`). A commit that fills the WAL past SQLite's checkpoint threshold
+(1,000 pages by default) also copies those pages into the database file, on the loop as well;
+the benchmark's latency figures include it. Reads can be long (statistics, an audit check, a stream replay) and
 still go to a worker thread, so the loop keeps serving while they run.
 
 The classes speak the part of aiosqlite's interface that SQLAlchemy's aiosqlite dialect uses;
