@@ -10,8 +10,9 @@ microseconds (an index lookup, a few rows inserted, an fsync at the commit), so 
 transaction runs them inline; taking the lock is the only wait, and it is awaited in short steps
 (:mod:`bus.store.database`). A commit that fills the WAL past SQLite's checkpoint threshold
 (1,000 pages by default) also copies those pages into the database file, on the loop as well;
-the benchmark's latency figures include it. Reads can be long (statistics, an audit check, a stream replay) and
-still go to a worker thread, so the loop keeps serving while they run.
+the benchmark's latency figures include it. Reads can be long (statistics, an audit check, a
+stream replay) and still go to the connection's own thread, so the loop keeps serving while
+they run.
 
 The classes speak the part of aiosqlite's interface that SQLAlchemy's aiosqlite dialect uses;
 :func:`bus.store.database.create_engine` hands them to it through ``async_creator``.
