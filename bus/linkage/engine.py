@@ -14,6 +14,7 @@ the portals and DVCQG hear every step.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from bus import events
 from bus.calendar import end_of_day
 from bus.linkage.book import LinkageBook
 from bus.linkage.decisions import Decision, RunState, StepRequest, on_step_outcome, start_run
-from bus.store.database import one_of
+from bus.store.database import one_of_bound
 from bus.store.deliveries import DossierState, StatusMove, StatusTransition, move_dossiers
 from bus.store.linkage import RunStart, StepAnswer, StoredRun, insert_runs, lock_runs, save_runs
 from bus.store.schema import dossiers
@@ -352,9 +353,13 @@ async def _dossiers(connection: AsyncConnection, codes: set[str]) -> dict[str, D
     """The accepted dossiers ``codes``, to build the orders of their next steps."""
     if not codes:
         return {}
-    rows = await connection.execute(
-        sa.select(dossiers.c.code, dossiers.c.document).where(
-            one_of(dossiers.c.code, codes, connection.dialect.name)
-        )
-    )
+    rows = await connection.execute(_documents(connection.dialect.name), {"codes": list(codes)})
     return {row.code: Dossier.model_validate(row.document) for row in rows}
+
+
+@functools.cache
+def _documents(dialect_name: str) -> sa.Select[Any]:
+    """The select of :func:`_dossiers`, built once per dialect."""
+    return sa.select(dossiers.c.code, dossiers.c.document).where(
+        one_of_bound(dossiers.c.code, "codes", dialect_name)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -154,29 +154,18 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         yield connection
 
 
-def one_of(
-    column: sa.ColumnElement[Any], values: Collection[Any], dialect_name: str
-) -> sa.ColumnElement[bool]:
-    """``column IN values``, written so that the SQL text does not change with their number.
-
-    On PostgreSQL it is ``column = ANY($1)`` with one array parameter. A plain ``IN ($1, $2,
-    ...)`` is a new statement for every list length, and asyncpg keeps a prepared statement per
-    text on every pooled connection: a worker's memory then grows with each new batch size it
-    meets, by tens of megabytes over a long run. SQLite keeps few statements; it gets ``IN``.
-    """
-    if dialect_name == "postgresql":
-        array = postgresql.ARRAY(column.type)
-        return column == sa.any_(sa.bindparam(None, list(values), type_=array))
-    return column.in_(list(values))
-
-
 def one_of_bound(
     column: sa.ColumnElement[Any], name: str, dialect_name: str
 ) -> sa.ColumnElement[bool]:
-    """:func:`one_of` for a statement built once: the list is given at execution, as ``name``.
+    """``column IN (the list given at execution as name)``, for a statement built once.
 
-    A statement built per call costs about as much CPU as its round trip (SQLAlchemy builds the
-    construct and derives its cache key each time); the hot paths build theirs once per dialect.
+    The SQL text does not change with the list's length. On PostgreSQL it is ``column =
+    ANY($1)`` with one array parameter: a plain ``IN ($1, $2, ...)`` is a new statement for every
+    list length, and asyncpg keeps a prepared statement per text on every pooled connection, so a
+    worker's memory grew with each new batch size it met, by tens of megabytes over a long run.
+    SQLite keeps few statements; it gets an expanding ``IN``. Statements are built once because
+    one built per call costs about as much CPU as its round trip (SQLAlchemy builds the construct
+    and derives its cache key each time).
     """
     if dialect_name == "postgresql":
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))

@@ -20,11 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bus.store.audit import append_audit, audit_records
-from bus.store.database import (
-    insert_ignoring_duplicates,
-    one_of_bound,
-    write_transaction,
-)
+from bus.store.database import insert_ignoring_duplicates, one_of_bound, write_transaction
 from bus.store.linkage import StepAnswer
 from bus.store.outbox import Handover, insert_events
 from bus.store.schema import (
@@ -278,7 +274,7 @@ def _claiming(dialect_name: str) -> Any:
     columns = processed_messages.c
     if dialect_name == "postgresql":
         # The pairs as two arrays: one statement text whatever the batch's size (a multi-row
-        # VALUES would be a new prepared statement per size; see bus.store.database.one_of).
+        # VALUES would be a new prepared statement per size; see bus.store.database.one_of_bound).
         texts = postgresql.ARRAY(sa.String)
         pairs = (
             sa.func.unnest(

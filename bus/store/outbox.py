@@ -67,7 +67,7 @@ async def insert_events(
         for row in rows
     ]
     # No RETURNING: rows are named by their event id, and a plain executemany keeps one
-    # statement text whatever the batch's size (see bus.store.database.one_of).
+    # statement text whatever the batch's size (see bus.store.database.one_of_bound).
     await connection.execute(outbox.insert(), leased)
     handover.events.extend(
         PendingEvent(
