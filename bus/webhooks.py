@@ -335,8 +335,11 @@ class WebhookDispatcher:
             return self._targets
         async with self._load_lock:
             if loop.time() - self._loaded_at >= self._settings.webhook_refresh_seconds:
+                # Stamped when the read starts, not when it returns: a read slowed down by a
+                # busy store must not pass for fresher than the state it saw.
+                started = loop.time()
                 self._targets = await store.active_targets(self._runtime.engine)
-                self._loaded_at = loop.time()
+                self._loaded_at = started
         return self._targets
 
     async def _purge_log(self) -> None:
