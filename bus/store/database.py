@@ -83,17 +83,23 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
     # A writer takes the write lock when its transaction starts, not at its first write: two
     # processes that both read then write would otherwise fail with "database is locked"
     # instead of waiting. Readers begin deferred so that WAL lets them run beside the writer.
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite_driver.SqliteConnection)  # the engine's async_creator
     if not connection.get_execution_options().get(WRITER_OPTION):
-        _set_busy_timeout(connection, int(_WRITE_LOCK_TIMEOUT * 1000))
-        connection.exec_driver_sql("BEGIN")
+        # Neither the pragma nor a deferred BEGIN reads a page: both run here, and only the
+        # reader's statements go to the connection's thread.
+        driver.inline = True
+        try:
+            _set_busy_timeout(connection, int(_WRITE_LOCK_TIMEOUT * 1000))
+            connection.exec_driver_sql("BEGIN")
+        finally:
+            driver.inline = False
         return
     # The writer's statements run on the loop's thread (bus.store.sqlite_driver), so SQLite
     # must never sleep in its busy handler here: each try for the lock fails at once, and the
     # wait between tries is awaited, at most _WRITE_LOCK_STEP_MS, until the usual timeout.
     # (SQLite's own handler also slept up to 100 ms between tries: while the API and a worker
     # took turns every few milliseconds, a waiter kept missing its turn.)
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, sqlite_driver.SqliteConnection)  # the engine's async_creator
     driver.inline = True
     try:
         _set_busy_timeout(connection, 0)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar, cast
@@ -64,9 +65,21 @@ class SqliteConnection:
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)``: here when inline and nothing waits on the thread, else there."""
-        if self.inline and (self._last is None or self._last.done()):
+        if self.inline and self._idle:
             return call(*args)
         return await self._on_thread(call, *args)
+
+    async def run_light(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, which reads and writes no page (a cursor's reset, a rollback, a
+        pragma): here whenever nothing waits on the thread, so that a read transaction goes
+        there only for its statements."""
+        if self._idle:
+            return call(*args)
+        return await self._on_thread(call, *args)
+
+    @property
+    def _idle(self) -> bool:
+        return self._last is None or self._last.done()
 
     async def _on_thread(self, call: Callable[..., T], *args: Any) -> T:
         # The thread's own future, not the awaiting task's: it is done only once the call
@@ -86,7 +99,11 @@ class SqliteConnection:
 
     async def rollback(self) -> None:
         try:
-            await self.run(self._conn.rollback)
+            # The pool rolls back every connection it takes back, after a commit too: with no
+            # transaction open there is nothing to do. A rollback only drops what the
+            # transaction held (pages in memory, its lock), so it needs no trip to the thread.
+            if not self._idle or self._conn.in_transaction:
+                await self.run_light(self._conn.rollback)
         finally:
             self.inline = False
 
@@ -114,12 +131,24 @@ class SqliteConnection:
         await self._on_thread(functools.partial(self._conn.create_function, *args, **kwargs))
 
 
+#: Rows a query's execution fetches in the same trip to the thread (see SqliteCursor.execute).
+PREFETCH_ROWS = 1000
+
+
 class SqliteCursor:
-    """A sqlite3 cursor whose database work runs where its connection says."""
+    """A sqlite3 cursor whose database work runs where its connection says.
+
+    A query's first rows are fetched with its execution, in one trip to the thread: SQLAlchemy
+    fetches every row of a result as soon as the statement has run, so two trips became one.
+    At most :data:`PREFETCH_ROWS` come ahead; the rest, for a caller reading a large result
+    bit by bit, are fetched when asked for.
+    """
 
     def __init__(self, connection: SqliteConnection) -> None:
         self._connection = connection
         self._cursor = connection._conn.cursor()  # a Python object: no database work
+        self._ahead: deque[Any] = deque()
+        self._more = False  # whether rows beyond those fetched ahead may remain
 
     async def __aenter__(self) -> SqliteCursor:
         return self
@@ -148,25 +177,45 @@ class SqliteCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> SqliteCursor:
-        await self._connection.run(self._cursor.execute, sql, parameters)
+        cursor = self._cursor
+
+        def execute_and_fetch_ahead() -> list[Any]:
+            cursor.execute(sql, parameters)
+            return cursor.fetchmany(PREFETCH_ROWS) if cursor.description is not None else []
+
+        ahead = await self._connection.run(execute_and_fetch_ahead)
+        self._ahead = deque(ahead)
+        self._more = len(ahead) == PREFETCH_ROWS
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> SqliteCursor:
+        self._ahead.clear()
+        self._more = False
         await self._connection.run(self._cursor.executemany, sql, parameters)
         return self
 
     async def fetchone(self) -> Any:
-        return await self._connection.run(self._cursor.fetchone)
+        if self._ahead:
+            return self._ahead.popleft()
+        return await self._connection.run(self._cursor.fetchone) if self._more else None
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
         count = self._cursor.arraysize if size is None else size
-        return await self._connection.run(self._cursor.fetchmany, count)
+        rows = [self._ahead.popleft() for _ in range(min(count, len(self._ahead)))]
+        if len(rows) < count and self._more:
+            rows += await self._connection.run(self._cursor.fetchmany, count - len(rows))
+        return rows
 
     async def fetchall(self) -> list[Any]:
-        return await self._connection.run(self._cursor.fetchall)
+        rows = list(self._ahead)
+        self._ahead.clear()
+        if self._more:
+            rows += await self._connection.run(self._cursor.fetchall)
+            self._more = False
+        return rows
 
     async def close(self) -> None:
-        await self._connection.run(self._cursor.close)  # it resets the statement: database work
+        await self._connection.run_light(self._cursor.close)  # resets the statement: no page
 
 
 class _RunNow:

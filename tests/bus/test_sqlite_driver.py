@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -82,3 +83,57 @@ async def test_a_writer_holds_the_lock_only_for_its_work_and_reads_stay_off_the_
         await engine.dispose()
     assert written_on == threading.get_ident()
     assert read_on != threading.get_ident()
+
+
+async def test_a_read_transaction_goes_to_the_thread_once_and_a_commit_not_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read's pragma, BEGIN, cursor reset and rollback run here, its rows come with its
+    execution; a write makes no trip at all, the pool's rollback after its commit included."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
+    trips: list[str] = []
+    on_thread = sqlite_driver.SqliteConnection._on_thread
+
+    async def counted(self: sqlite_driver.SqliteConnection, call: Any, *args: Any) -> Any:
+        trips.append(getattr(call, "__name__", repr(call)))
+        return await on_thread(self, call, *args)
+
+    try:
+        async with writer(engine).begin() as connection:
+            await connection.execute(sa.text("create table t (x integer)"))
+        monkeypatch.setattr(sqlite_driver.SqliteConnection, "_on_thread", counted)
+        for _ in range(2):  # the connection changes role each time: its busy timeout too
+            trips.clear()
+            async with writer(engine).begin() as connection:
+                await connection.execute(sa.text("insert into t values (1)"))
+            assert trips == []
+            async with engine.connect() as connection:
+                assert (await connection.execute(sa.text("select count(*) from t"))).scalar()
+            assert trips == ["execute_and_fetch_ahead"]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "rows", [0, 1, sqlite_driver.PREFETCH_ROWS, 2 * sqlite_driver.PREFETCH_ROWS + 7]
+)
+async def test_rows_past_those_fetched_ahead_come_when_asked_for(
+    connection: sqlite_driver.SqliteConnection, rows: int
+) -> None:
+    """Whole (fetchall), in pieces (fetchmany) or one by one (fetchone): every row, in order."""
+    query = f"with recursive n(i) as (select 1 union all select i + 1 from n where i < {rows}) "
+    query += "select i from n where i <= ?"
+    cursor = connection.cursor()
+    await cursor.execute(query, (rows,))
+    assert [i for (i,) in await cursor.fetchall()] == list(range(1, rows + 1))
+    await cursor.execute(query, (rows,))
+    pieces: list[int] = []
+    while piece := await cursor.fetchmany(333):
+        pieces += [i for (i,) in piece]
+    assert pieces == list(range(1, rows + 1))
+    await cursor.execute(query, (rows,))
+    singles: list[int] = []
+    while (row := await cursor.fetchone()) is not None:
+        singles.append(row[0])
+    assert singles == list(range(1, rows + 1))
+    await cursor.close()
