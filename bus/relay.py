@@ -27,9 +27,80 @@ log = logging.getLogger(__name__)
 
 #: Seconds before rows whose publish failed are tried again: a broker outage is not a busy loop.
 _RETRY_SECONDS = 1.0
+#: Seconds a mark waits for more confirms to join it. Marking is off the events' path (they are
+#: on the broker already), so the wait costs them nothing, while at a steady trickle it writes
+#: one transaction for several batches instead of one each; only event streams (which show
+#: events once marked) see them this much later.
+_MARK_LINGER_SECONDS = 0.05
 #: Seconds between purges of sent rows past their retention (and, when the bus keeps the
 #: store's statistics itself, analyses: see bus.store.statistics).
 _UPKEEP_SECONDS = 60.0
+
+
+class _SentMarks:
+    """Confirmed rows waiting to be marked sent, marked by a task of their own.
+
+    Marking is a write transaction, and on SQLite it waits for the single write lock that the
+    API's and the workers' commits hold much of the time under load. Written in the relay's
+    loop, it held back every event handed over meanwhile: the next batch went out only after
+    the mark. Here the relay goes on publishing, and the rows confirmed during a mark, or
+    within :data:`_MARK_LINGER_SECONDS` before it, are marked together: one transaction for
+    several batches. Until marked, the rows stay leased to this relay, so no other relay sends
+    them; if the process dies first, the lease runs out and they go out again, which consumers'
+    deduplication absorbs (as after any crash between a confirm and its mark).
+    """
+
+    def __init__(self, engine: AsyncEngine, batch_max: int) -> None:
+        self._engine = engine
+        self._batch_max = batch_max
+        self._waiting: deque[str] = deque()
+        self._due = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, event_ids: list[str]) -> None:
+        """Mark these confirmed rows sent, soon."""
+        if event_ids:
+            self._waiting.extend(event_ids)
+            self._due.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-marks")
+
+    async def stop(self) -> None:
+        """Stop, marking what is left (once: if the store is away, the leases run out)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            while self._waiting:
+                await self._mark_some()
+        except Exception:
+            log.warning("outbox: %d confirmed events left to their lease", len(self._waiting))
+
+    async def _run(self) -> None:
+        while True:
+            await self._due.wait()
+            await asyncio.sleep(_MARK_LINGER_SECONDS)
+            self._due.clear()
+            while self._waiting:
+                try:
+                    await self._mark_some()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("outbox: marking events sent failed; retrying", exc_info=True)
+                    await asyncio.sleep(_RETRY_SECONDS)
+
+    async def _mark_some(self) -> None:
+        count = min(len(self._waiting), self._batch_max)
+        batch = [self._waiting.popleft() for _ in range(count)]
+        try:
+            await outbox.mark_sent(self._engine, batch)
+        except BaseException:
+            self._waiting.extendleft(reversed(batch))
+            raise
 
 
 class OutboxRelay:
@@ -50,6 +121,7 @@ class OutboxRelay:
         self._retrying: set[str] = set()
         self._retrying_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._marks = _SentMarks(engine, settings.batch_max)
         self.published = 0
 
     def wake(self) -> None:
@@ -80,6 +152,7 @@ class OutboxRelay:
     def start(self) -> None:
         """Start relaying in the background."""
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._marks.start()
 
     async def stop(self) -> None:
         """Stop after the batch in flight; rows handed over and not yet published go back to
@@ -89,6 +162,7 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._marks.stop()
         if self._handed:
             left = [(event.event_id, "relay stopped before publishing") for event in self._handed]
             self._handed.clear()
@@ -98,17 +172,28 @@ class OutboxRelay:
                 log.warning("outbox: %d handed-over events left to their lease", len(left))
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows were confirmed."""
-        pending = await outbox.claim(
+        """Publish one batch claimed from the store and mark it sent; returns how many rows
+        were confirmed."""
+        sent = await self._publish(await self._claim())
+        await outbox.mark_sent(self._engine, sent)
+        return len(sent)
+
+    async def relay_handed(self) -> int:
+        """Publish up to a batch of the rows handed over and mark them sent; returns how many
+        were confirmed."""
+        sent = await self._publish_handed()
+        await outbox.mark_sent(self._engine, sent)
+        return len(sent)
+
+    async def _claim(self) -> list[outbox.PendingEvent]:
+        return await outbox.claim(
             self._engine,
             relay_id=self._relay_id,
             limit=self._settings.batch_max,
             lease_seconds=self._settings.outbox_lease_seconds,
         )
-        return await self._publish(pending)
 
-    async def relay_handed(self) -> int:
-        """Publish up to a batch of the rows handed over; returns how many were confirmed."""
+    async def _publish_handed(self) -> list[str]:
         batch = [
             self._handed.popleft() for _ in range(min(len(self._handed), self._settings.batch_max))
         ]
@@ -122,7 +207,7 @@ class OutboxRelay:
                 [(event.event_id, "waits for an earlier failed publish") for event in batch],
                 retry_in=_RETRY_SECONDS,
             )
-            return 0
+            return []
         except BaseException:
             # Not settled (the store failed): kept for the next round. A row the broker already
             # confirmed goes out twice, which consumers' deduplication absorbs.
@@ -134,10 +219,11 @@ class OutboxRelay:
         # Bounded by the lease: another relay may have published the rows this one gave back.
         return bool(self._retrying) and asyncio.get_running_loop().time() < self._retrying_until
 
-    async def _publish(self, pending: list[outbox.PendingEvent]) -> int:
-        """Publish claimed rows, mark the confirmed sent and give the others back."""
+    async def _publish(self, pending: list[outbox.PendingEvent]) -> list[str]:
+        """Publish rows, give back those not confirmed; returns the confirmed rows' ids, which
+        stay leased to this relay until they are marked sent."""
         if not pending:
-            return 0
+            return []
         results = await self._publish_in_dossier_order(pending)
         sent = [row.event_id for row, error in zip(pending, results, strict=True) if error is None]
         failed = [
@@ -145,7 +231,6 @@ class OutboxRelay:
             for row, error in zip(pending, results, strict=True)
             if error is not None
         ]
-        await outbox.mark_sent(self._engine, sent)
         self._retrying.difference_update(sent)
         if failed:
             log.warning(
@@ -158,7 +243,7 @@ class OutboxRelay:
             self._retrying_until = loop.time() + self._settings.outbox_lease_seconds
             loop.call_later(_RETRY_SECONDS, self.wake)
         self.published += len(sent)
-        return len(sent)
+        return sent
 
     async def _publish_in_dossier_order(
         self, pending: list[outbox.PendingEvent]
@@ -204,7 +289,9 @@ class OutboxRelay:
     async def _claim_round(self) -> bool:
         """Publish a batch claimed from the store; whether a full batch came (more may wait)."""
         self._claim_due = False
-        if await self.relay_once() >= self._settings.batch_max:
+        sent = await self._publish(await self._claim())
+        self._marks.add(sent)
+        if len(sent) >= self._settings.batch_max:
             self._claim_due = True
             return True
         return False
@@ -221,7 +308,7 @@ class OutboxRelay:
             busy = False
             try:
                 if self._handed:
-                    await self.relay_handed()
+                    self._marks.add(await self._publish_handed())
                     busy = bool(self._handed)
                 # Also when handed rows keep the relay busy: rows of a relay that died wait.
                 if self._claim_due or loop.time() - last_claim >= poll:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aio_pika
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bus.amqp import Broker
 from bus.relay import OutboxRelay
 from bus.settings import Settings
 from bus.store import outbox as outbox_store
-from bus.store.database import create_engine, writer
+from bus.store.database import create_engine, reader, writer
 from bus.store.migrate import upgrade_async
 from bus.store.schema import outbox
 from bus.topology import Names, declare_topology
 from tests.conftest import AMQP_URL, make_settings
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -204,3 +207,53 @@ async def test_a_relay_behind_by_two_batches_leaves_new_rows_to_the_store(setup)
     relay.take(None)
     # Claimable at once by any relay, unlike the four leased to this one.
     assert await OutboxRelay(engine, broker, settings).relay_once() == 1
+
+
+async def test_events_go_out_while_the_store_is_too_busy_to_mark_them_sent(
+    setup, sqlite_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Marking is not on the events' path: with the store's write lock held elsewhere, handed
+    rows still reach the broker, and they are marked sent once the lock is free."""
+    settings, engine, broker, queue = setup
+    rows = [_row(f"m{i}", f"d{i}") for i in range(9)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    relay = OutboxRelay(engine, broker, settings)
+    batches = [await _hand_over(engine, relay, rows[i : i + 3]) for i in (0, 3, 6)]
+    relay.start()
+    relay.take(batches[0])
+    received = [await _next_body(queue) for _ in range(3)]
+    later = [str(row["event_id"]) for row in rows[3:]]
+    await wait_for(lambda: _unsent_are(engine, later), timeout=10)  # first batch marked
+    # Another process's long write transaction: the relay's marks wait for it.
+    holder = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        relay.take(batches[1])
+        received += [await _next_body(queue) for _ in range(3)]
+        relay.take(batches[2])  # published although the batch before is not marked yet
+        received += [await _next_body(queue) for _ in range(3)]
+        assert received == [row["event_id"] for row in rows]
+        assert await _unsent(reader(engine)) == later  # a writer would wait for the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await wait_for(lambda: _unsent_are(engine, []), timeout=10)
+    await relay.stop()
+
+
+async def _next_body(queue: aio_pika.abc.AbstractQueue) -> str:
+    [message] = await wait_for(lambda: _one_message(queue), timeout=10)
+    await message.ack()
+    return str(message.body.decode())
+
+
+async def _one_message(
+    queue: aio_pika.abc.AbstractQueue,
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    message = await queue.get(fail=False)
+    return [] if message is None else [message]
+
+
+async def _unsent_are(engine: AsyncEngine, event_ids: list[str]) -> bool:
+    return await _unsent(engine) == event_ids
