@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bus.bench.endtoend import Latency
 from bus.bench.suite import QUICK, STANDARD, BenchReport, run_bench, write_report
 from bus.errors import BrokerUnavailable
 from bus.settings import get_settings
@@ -117,6 +118,8 @@ def _print(report: BenchReport) -> None:
                         f"{load.max_ms:,.1f}", f"{load.answer_p50_ms:,.1f}",
                         f"{load.answer_p99_ms:,.1f}")  # fmt: skip
     console.print(latency)
+    for load in e2e.latency:
+        _print_segments(load)
 
     if report.scale_out:
         scale = Table(title="Scale-out (each row a fresh deployment)")
@@ -146,3 +149,16 @@ def _print(report: BenchReport) -> None:
         mark = "[green]yes[/]" if verdict.met else "[red]no[/]"
         verdicts.add_row(verdict.target, verdict.measured, mark)
     console.print(verdicts)
+
+
+def _print_segments(load: Latency) -> None:
+    """Where the time of one load's dossiers went (bus.bench.breakdown)."""
+    if not load.segments:
+        return
+    table = Table(title=f"Where the time went, {load.load} (ms; the slowest 1 %: their mean)")
+    for column in ("segment", "from the mark before", "p50", "p99", "slowest 1 %"):
+        table.add_column(column, justify="left" if column.startswith(("seg", "from")) else "right")
+    for segment in load.segments:
+        table.add_row(segment.name, segment.what, f"{segment.p50_ms:,.1f}",
+                      f"{segment.p99_ms:,.1f}", f"{segment.tail_ms:,.1f}")  # fmt: skip
+    console.print(table)

@@ -34,8 +34,9 @@ def _hops(axes: Axes, report: BenchReport) -> None:
 
 def _latency(axes: Axes, report: BenchReport) -> None:
     loads = report.end_to_end.latency
-    width = 0.35
-    for offset, load in ((-width / 2, loads[0]), (width / 2, loads[-1])):
+    width = 0.8 / len(loads)
+    for index, load in enumerate(loads):
+        offset = (index - (len(loads) - 1) / 2) * width
         values = [load.p50_ms, load.p95_ms, load.p99_ms]
         label = load.load if load.offered_per_second is None else (
             f"{load.load} ({load.offered_per_second:,.0f}/s)"

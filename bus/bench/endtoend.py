@@ -9,7 +9,8 @@ One deployment goes through four stages:
    receipts (announce).
 2. **peak**: with every process running, dossiers pushed flat out; dossiers per second from the
    first POST to the last status event, and the latency of each (a loaded system's latency).
-3. **half of peak**: dossiers pushed on a fixed schedule at half that rate; latency p50/p95/p99.
+3. **half of peak**: dossiers pushed on a fixed schedule at half that rate; latency p50/p95/p99
+   and where it went (:mod:`bus.bench.breakdown`); then the same at a quarter and a tenth.
 4. **soak** (optional): many dossiers flat out while every process's RSS is sampled.
 
 Every stage ends by checking the exactly-once effect: each accepted dossier applied once by the
@@ -21,15 +22,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bus.bench.breakdown import Segment, split
 from bus.bench.ceiling import percentile
 from bus.bench.deployment import Deployment, deploy, wait_until
 from bus.bench.load import (
@@ -55,6 +57,9 @@ __all__ = [
 
 #: The final status of a birth registration the civil-status partner took.
 _PROCESSED = 9
+#: The steady loads after the peak, as shares of its rate: the target's, then two lower ones
+#: that show the rate up to which latency stays low on the machine.
+STEADY_LOADS: Final = (("half of peak", 0.5), ("quarter of peak", 0.25), ("tenth of peak", 0.1))
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class Latency:
     #: The first part of it: POST to the 202 (group commit included).
     answer_p50_ms: float = 0.0
     answer_p99_ms: float = 0.0
+    #: Where the time went, segment by segment (measured at half of the peak).
+    segments: list[Segment] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,11 @@ class EndToEndResult:
     peak_rss_mib: dict[str, float]
     cpu_ms_per_dossier: dict[str, float]
     soak: SoakResult | None = None
+
+    @property
+    def half_of_peak(self) -> Latency:
+        """The load the latency target is about."""
+        return next(load for load in self.latency if load.load == STEADY_LOADS[0][0])
 
     def as_json(self) -> dict[str, Any]:
         """Plain data for the result file."""
@@ -342,11 +354,19 @@ async def measure_end_to_end(
         after = _cpu(run.deployment)
         cpu_ms = {role: round((after[role] - before[role]) * 1000 / dossiers, 2) for role in after}
 
-        # 3. half of peak, on a fixed schedule.
-        rate = peak.per_second / 2
-        count = max(50, round(rate * latency_seconds))
-        say(f"half of peak: {count} dossiers at {rate:.0f}/s")
-        half = _latency("half of peak", await run.at_rate(count, rate), run.listener, rate)
+        # 3. half of peak, on a fixed schedule; then lower rates, for where latency bends.
+        steady_loads: list[Latency] = []
+        for name, share in STEADY_LOADS:
+            rate = peak.per_second * share
+            count = max(50, round(rate * latency_seconds))
+            say(f"{name}: {count} dossiers at {rate:.0f}/s")
+            steady = await run.at_rate(count, rate)
+            segments = await split(
+                run.engine, steady.sent_ns, run.listener.received_ns, steady.wall_minus_monotonic_ns
+            )
+            steady_loads.append(
+                replace(_latency(name, steady, run.listener, rate), segments=segments)
+            )
 
         # 4. soak: RSS across many dossiers.
         soaked = await _soak(run, soak, say) if soak else None
@@ -358,7 +378,7 @@ async def measure_end_to_end(
             workers=workers,
             database="postgresql" if database_server else "sqlite",
             hops=hop_rates,
-            latency=[peak, half],
+            latency=[peak, *steady_loads],
             tally=tally,
             peak_rss_mib=_mib(run.sampler.peaks_kib),
             cpu_ms_per_dossier=cpu_ms,

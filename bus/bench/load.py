@@ -59,6 +59,10 @@ class Pushed:
     refused: Counter[str] = field(default_factory=Counter)
     started_ns: int = 0
     finished_ns: int = 0
+    #: The wall clock's lead over the monotonic one, to set these times beside the store's.
+    wall_minus_monotonic_ns: int = field(
+        default_factory=lambda: time.time_ns() - time.monotonic_ns()
+    )
 
     @property
     def seconds(self) -> float:

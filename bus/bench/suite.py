@@ -122,7 +122,7 @@ class BenchReport:
                 strict=True,
             )
         ]
-        half = self.end_to_end.latency[-1]
+        half = self.end_to_end.half_of_peak
         found.append(
             Verdict(
                 f"p99 ≤ {P99_TARGET_MS:.0f} ms at half of the peak rate",

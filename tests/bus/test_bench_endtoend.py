@@ -10,6 +10,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from bus.bench.breakdown import SEGMENTS
 from bus.bench.suite import QUICK, run_bench, write_report
 from bus.cli import app
 from tests.conftest import AMQP_URL
@@ -42,10 +43,19 @@ async def test_a_small_run_measures_every_hop_and_accounts_for_every_dossier(
         assert 0 < load.p50_ms <= load.p95_ms <= load.p99_ms <= load.max_ms
         # The 202 comes before the status event, and is part of its latency.
         assert 0 < load.answer_p50_ms <= load.p50_ms and load.answer_p99_ms <= load.max_ms
-    peak, half = e2e.latency
-    assert half.offered_per_second == pytest.approx(peak.per_second / 2)
-    # hops + peak + half of peak + soak: all accepted, all applied once, none refused.
-    assert e2e.tally.accepted == 120 + 120 + half.dossiers + 150
+    peak, half, quarter, tenth = e2e.latency
+    assert e2e.half_of_peak is half
+    for load, share in ((half, 0.5), (quarter, 0.25), (tenth, 0.1)):
+        assert load.offered_per_second == pytest.approx(peak.per_second * share)
+        # Where the time went: every segment measured, and together they make the latency.
+        assert [s.name for s in load.segments] == [name for name, _ in SEGMENTS]
+        assert all(s.p50_ms <= s.p99_ms for s in load.segments)
+        tail = sum(s.tail_ms for s in load.segments)
+        assert load.p99_ms - 0.01 <= tail <= load.max_ms + 0.01
+        assert min(s.p50_ms for s in load.segments) > -5  # one clock: no segment runs backwards
+    # hops + peak + the steady loads + soak: all accepted, all applied once, none refused.
+    steady = half.dossiers + quarter.dossiers + tenth.dossiers
+    assert e2e.tally.accepted == 120 + 120 + steady + 150
     assert e2e.tally.applied == e2e.tally.accepted and e2e.tally.lost == 0
     assert e2e.tally.applied_twice == e2e.tally.delivered_twice == 0 and not e2e.tally.refused
     assert {"api-1", "worker-1", "simulator"} <= e2e.peak_rss_mib.keys()
