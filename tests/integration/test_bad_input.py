@@ -504,7 +504,9 @@ async def test_the_same_code_with_other_content_is_a_conflict(
     assert (await client.post("/v1/dossiers", json=first)).status_code == 202
 
     async def published() -> bool:
-        return await leftovers.queued() == 1
+        # On the broker, and marked sent (which follows the confirm by up to 50 ms).
+        view = (await client.get(f"/v1/dossiers/{first['code']}")).json()
+        return await leftovers.queued() == 1 and all(e["sent_at"] for e in view["events"])
 
     await wait_for(published)
     before = (await client.get(f"/v1/dossiers/{first['code']}")).json()
