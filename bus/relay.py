@@ -332,6 +332,7 @@ class OutboxRelay:
             if busy:
                 continue  # more are waiting
             try:
-                await asyncio.wait_for(self._wake.wait(), poll)
+                async with asyncio.timeout(poll):  # no task per wait, as wait_for has
+                    await self._wake.wait()
             except TimeoutError:
                 self._claim_due = True
