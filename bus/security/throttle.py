@@ -6,7 +6,11 @@ the client's own ``rate_limit`` in the directory); past it the client is answere
 its headers. An address that keeps failing to authenticate is cut off the same way
 (``BUS_AUTH_FAILURE_RATE_LIMIT``), which bounds secret guessing.
 
-Counting uses the ``limits`` library's moving windows. Its storage is ``BUS_RATE_LIMIT_STORAGE``:
+Counting uses the ``limits`` library's sliding-window counters: two counters per key and limit,
+the previous window's count weighted by how much of it the sliding window still covers. Its
+moving windows were exact but kept one entry per request (6,000 per client for a limit of 6,000
+a minute), and in memory they cost every request a new expiry task with a trip to a thread per
+key. Its storage is ``BUS_RATE_LIMIT_STORAGE``:
 ``memory://`` counts in each API process (N processes behind a load balancer allow up to N times
 the limit), ``redis://host:6379`` counts once for the whole cluster.
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 __all__ = ["Throttle", "parse_limits"]
@@ -40,7 +44,7 @@ def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
 class Throttle:
     """Counts requests per key against limits; answers how long to wait when one is exceeded."""
 
-    limiter: MovingWindowRateLimiter
+    limiter: SlidingWindowCounterRateLimiter
 
     @classmethod
     def from_uri(cls, uri: str) -> Throttle:
@@ -49,7 +53,7 @@ class Throttle:
         storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
         if not isinstance(storage, Storage):
             raise ValueError(f"{uri} is not an asynchronous rate-limit storage")
-        return cls(MovingWindowRateLimiter(storage))
+        return cls(SlidingWindowCounterRateLimiter(storage))
 
     async def spend(self, key: str, limits: Sequence[RateLimitItem]) -> float | None:
         """Count one request of ``key``; the seconds to wait if a limit was already reached."""
