@@ -104,13 +104,13 @@ def _sqlite_begin_immediate(connection: sa.Connection) -> None:
     try:
         _set_busy_timeout(connection, 0)
         deadline = time.monotonic() + _WRITE_LOCK_TIMEOUT
-        while True:
-            try:
+        # The tries go to the driver directly: through SQLAlchemy each refusal was an error
+        # wrapped with its statement and traceback, more CPU than the transaction it waited for.
+        while not await_(driver.begin_immediate()):
+            if time.monotonic() > deadline:
+                # Once more through SQLAlchemy, so that the caller gets its usual error.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
                 return
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig) or time.monotonic() > deadline:
-                    raise
             await_(asyncio.sleep(_WRITE_LOCK_STEP_MS / 1000))
     except BaseException:
         driver.inline = False

@@ -91,6 +91,17 @@ class SqliteConnection:
     def cursor(self) -> SqliteCursor:
         return SqliteCursor(self)
 
+    async def begin_immediate(self) -> bool:
+        """Try once to take the write lock (``BEGIN IMMEDIATE``): whether it was taken. Any
+        error but the lock being held by another connection is raised."""
+        try:
+            await self.run(self._conn.execute, "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # its extended codes too
+                raise
+            return False
+        return True
+
     async def commit(self) -> None:
         try:
             await self.run(self._conn.commit)
