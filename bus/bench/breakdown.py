@@ -18,8 +18,8 @@ record       → the worker's group commit wrote the outcome
 announce     → the subscriber received the status event: commit, relay, broker
 ===========  =====================================================================
 
-The store's marks are wall-clock times and the load's are monotonic: :func:`split` is given the
-difference between the two clocks, read once, which is steady over a stage of seconds.
+The store's marks are wall-clock times, so the load's sends and receipts are taken by the wall
+clock too: all processes of one machine read the same one.
 """
 
 from __future__ import annotations
@@ -68,23 +68,23 @@ class Segment:
 
 async def split(
     engine: AsyncEngine,
-    sent_ns: Mapping[str, int],
-    received_ns: Mapping[str, int],
-    wall_minus_monotonic_ns: int,
+    sent_wall_ns: Mapping[str, int],
+    received_wall_ns: Mapping[str, int],
 ) -> list[Segment]:
-    """The segments of every dossier that has both hops and a status event, summarised."""
-    if not sent_ns:
+    """The segments of every dossier that has both hops and a status event, summarised; sends
+    and receipts are wall-clock nanoseconds."""
+    if not sent_wall_ns:
         return []
-    first = (min(sent_ns.values()) + wall_minus_monotonic_ns) / 1e9
-    marks = await _marks(engine, set(sent_ns), since=datetime.fromtimestamp(first, UTC))
+    first = min(sent_wall_ns.values()) / 1e9
+    marks = await _marks(engine, set(sent_wall_ns), since=datetime.fromtimestamp(first, UTC))
     timelines: list[list[float]] = []
-    for code, sent in sent_ns.items():
-        if code not in received_ns or code not in marks:
+    for code, sent in sent_wall_ns.items():
+        if code not in received_wall_ns or code not in marks:
             continue
         points = [
-            (sent + wall_minus_monotonic_ns) / 1e6,
+            sent / 1e6,
             *(mark.timestamp() * 1000 for mark in marks[code]),
-            (received_ns[code] + wall_minus_monotonic_ns) / 1e6,
+            received_wall_ns[code] / 1e6,
         ]
         timelines.append([later - earlier for earlier, later in itertools.pairwise(points)])
     if not timelines:

@@ -361,9 +361,7 @@ async def measure_end_to_end(
             count = max(50, round(rate * latency_seconds))
             say(f"{name}: {count} dossiers at {rate:.0f}/s")
             steady = await run.at_rate(count, rate)
-            segments = await split(
-                run.engine, steady.sent_ns, run.listener.received_ns, steady.wall_minus_monotonic_ns
-            )
+            segments = await split(run.engine, steady.sent_wall_ns, run.listener.received_wall_ns)
             steady_loads.append(
                 replace(_latency(name, steady, run.listener, rate), segments=segments)
             )

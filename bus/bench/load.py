@@ -59,10 +59,9 @@ class Pushed:
     refused: Counter[str] = field(default_factory=Counter)
     started_ns: int = 0
     finished_ns: int = 0
-    #: The wall clock's lead over the monotonic one, to set these times beside the store's.
-    wall_minus_monotonic_ns: int = field(
-        default_factory=lambda: time.time_ns() - time.monotonic_ns()
-    )
+    #: When each was sent by the wall clock (ns), to set beside the store's timestamps: the
+    #: monotonic clock can drift from the wall clock by milliseconds a second while it is slewed.
+    sent_wall_ns: dict[str, int] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -100,6 +99,7 @@ class _Clients:
         """POST one encoded dossier on the next idle connection and note the answer."""
         client = await self._idle.get()
         sent = time.monotonic_ns()
+        sent_wall = time.time_ns()
         try:
             answer = await client.post(
                 "/v1/dossiers",
@@ -113,6 +113,7 @@ class _Clients:
             self._idle.put_nowait(client)
         if answer.status_code == 202:
             pushed.sent_ns[code] = sent
+            pushed.sent_wall_ns[code] = sent_wall
             pushed.answered_ns[code] = time.monotonic_ns()
         else:
             pushed.refused[str(answer.status_code)] += 1
@@ -183,6 +184,7 @@ class StatusListener:
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag = ""
         self.received_ns: dict[str, int] = {}
+        self.received_wall_ns: dict[str, int] = {}  # the same, by the wall clock
         self._awaited: set[str] = set()
         self._all_arrived = asyncio.Event()
 
@@ -201,9 +203,10 @@ class StatusListener:
         self._queue = queue
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        now = time.monotonic_ns()
+        now, wall = time.monotonic_ns(), time.time_ns()
         code = str(orjson.loads(message.body).get("subject", ""))
         self.received_ns.setdefault(code, now)
+        self.received_wall_ns.setdefault(code, wall)
         await message.ack()
         if self._awaited:
             self._awaited.discard(code)
