@@ -120,6 +120,7 @@ class OutboxRelay:
         # dossier's later event does not overtake the one waiting to be retried.
         self._retrying: set[str] = set()
         self._retrying_until = 0.0
+        self._retries_checked_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
         self._marks = _SentMarks(engine, settings.batch_max)
         self.published = 0
@@ -198,6 +199,8 @@ class OutboxRelay:
             self._handed.popleft() for _ in range(min(len(self._handed), self._settings.batch_max))
         ]
         try:
+            if self._handover_paused:
+                await self._forget_retries_sent_elsewhere()
             if not self._handover_paused:
                 return await self._publish(batch)
             # Back to the store, due when the failed rows are, for the claim to take them all
@@ -216,8 +219,18 @@ class OutboxRelay:
 
     @property
     def _handover_paused(self) -> bool:
-        # Bounded by the lease: another relay may have published the rows this one gave back.
+        # Bounded by the lease, in case the store cannot say (see below).
         return bool(self._retrying) and asyncio.get_running_loop().time() < self._retrying_until
+
+    async def _forget_retries_sent_elsewhere(self) -> None:
+        """Drop from the rows waiting to be retried those that are sent: any relay may claim
+        a row given back, and then this one never confirms it. Asked of the store at most once
+        per retry interval; until then every handed row waits in the store a second."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retries_checked_at + _RETRY_SECONDS:
+            return
+        self._retries_checked_at = loop.time()
+        self._retrying &= await outbox.unsent(self._engine, list(self._retrying))
 
     async def _publish(self, pending: list[outbox.PendingEvent]) -> list[str]:
         """Publish rows, give back those not confirmed; returns the confirmed rows' ids, which

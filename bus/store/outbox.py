@@ -256,6 +256,30 @@ async def purge_sent(engine: AsyncEngine, *, older_than_seconds: float) -> int:
     return int(result.rowcount or 0)
 
 
+async def unsent(engine: AsyncEngine, event_ids: Sequence[str]) -> set[str]:
+    """Which of these rows are not yet marked sent (by any relay)."""
+    found: set[str] = set()
+    if not event_ids:
+        return found
+    async with reader(engine).connect() as connection:
+        query = _unsent_among(connection.dialect.name)
+        # In slices: SQLite binds each id of a list as a parameter of its own.
+        for start in range(0, len(event_ids), _UNSENT_SLICE):
+            values = {"event_ids": list(event_ids[start : start + _UNSENT_SLICE])}
+            found.update(row[0] for row in await connection.execute(query, values))
+    return found
+
+
+_UNSENT_SLICE = 1000
+
+
+@functools.cache
+def _unsent_among(dialect_name: str) -> sa.Select[Any]:
+    return sa.select(outbox.c.event_id).where(
+        one_of_bound(outbox.c.event_id, "event_ids", dialect_name), outbox.c.sent_at.is_(None)
+    )
+
+
 async def lag(engine: AsyncEngine) -> tuple[int, datetime | None]:
     """How many rows wait to be published, and when the oldest was written."""
     async with engine.connect() as connection:

@@ -257,3 +257,26 @@ async def _one_message(
 
 async def _unsent_are(engine: AsyncEngine, event_ids: list[str]) -> bool:
     return await _unsent(engine) == event_ids
+
+
+async def test_handed_rows_go_out_again_once_another_relay_sent_the_failed_one(setup) -> None:  # type: ignore[no-untyped-def]
+    """A row given back after a failed publish may be claimed and sent by any relay: the one
+    that gave it back learns so from the store and stops holding its handed rows back."""
+    settings, engine, broker, queue = setup
+    events = Names(settings.namespace).events
+    first = _row("first", "d1", mandatory=True)
+    first["exchange"] = events
+    first["routing_key"] = "dossier.submitted.nobody-yet"
+    relay = OutboxRelay(engine, broker, settings)
+    relay.take(await _hand_over(engine, relay, [first]))
+    assert await relay.relay_handed() == 0  # unroutable: given back, due again in a second
+
+    await queue.bind(events, routing_key="dossier.submitted.#")  # now somebody listens
+    other = OutboxRelay(engine, broker, settings)
+    await wait_for(other.relay_once, timeout=10)  # claims and sends it once it is due
+    later = _row("later", "d1")
+    later["exchange"] = events
+    relay.take(await _hand_over(engine, relay, [later]))
+    assert await relay.relay_handed() == 1  # not given back to wait behind "first"
+    assert await _unsent(engine) == []
+    assert [await _next_body(queue) for _ in range(2)] == ["first", "later"]
