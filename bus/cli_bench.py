@@ -61,7 +61,8 @@ def bench(
     ] = False,
 ) -> None:
     """Measure RabbitMQ alone, then the bus end to end (HTTP ingest → store → relay → worker →
-    partner → status event) on real processes, its scale-out with more processes, and its
+    partner → status event) on real processes, with latency at half, a quarter and a tenth of
+    the peak rate and where a dossier's time went, its scale-out with more processes, and its
     memory over a long run; print the figures against the targets, write JSON and a PNG chart.
 
     Exits 1 when a dossier was lost or applied twice (and, with --strict, when a target is
