@@ -40,6 +40,7 @@ __all__ = [
     "DOSSIERS_ACCEPTED",
     "HOP_SECONDS",
     "PARTNER_CALL_SECONDS",
+    "PARTNER_CLIENTS_REPLACED",
     "StoreCollector",
 ]
 
@@ -71,6 +72,11 @@ HOP_SECONDS: Final = Histogram(
 )
 CIRCUIT_OPEN: Final = Gauge(
     "bus_circuit_open", "1 while the connector's circuit is open (its worker paused)", ["connector"]
+)
+PARTNER_CLIENTS_REPLACED: Final = Counter(
+    "bus_partner_clients_replaced",
+    "HTTP clients to a partner closed and made anew after a cancelled call or a stuck slot",
+    ["connector"],
 )
 
 

@@ -50,6 +50,7 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import PartnerRejected, PartnerUnavailable, PermanentError
+from bus.partner_clients import PartnerClients
 from bus.security.outbound import partner_hooks, signed_partner_calls
 from contracts import VN_TZ, mask_personal_numbers
 
@@ -81,8 +82,8 @@ GATEWAY_ERRORS: Final[Mapping[int, str]] = {
 """Error codes seen on provincial gateways (``error_code`` in the answer; 0 is success)."""
 
 MAX_POOL_CONNECTIONS: Final = 32
-"""Most connections one connector keeps. httpx scans its whole pool on every request, so a
-larger pool slows every call; calls beyond this wait for a free connection instead."""
+"""Most connections one connector keeps (one per client, see bus.partner_clients); calls beyond
+this wait for a free connection."""
 
 # 408 and 429 say "not now", not "never": retried like a 5xx.
 _RETRYABLE_4XX: Final = frozenset({408, 429})
@@ -503,14 +504,21 @@ class RestClient:
         pool = min(config.concurrency, MAX_POOL_CONNECTIONS)
         env = os.environ if environ is None else environ
         signing = signed_partner_calls(config, env)
-        self._http = httpx.AsyncClient(
-            base_url=str(config.endpoint),
-            timeout=httpx.Timeout(config.timeout_seconds),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            transport=transport,
-            headers={"Accept": "application/json", **(headers or {})},
-            follow_redirects=False,
-            event_hooks=partner_hooks(signing),
+        # ``pool`` one-connection clients lent a call at a time (bus.partner_clients says why).
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        tls = httpx.create_ssl_context()
+        hooks = partner_hooks(signing)
+        fixed = {"Accept": "application/json", **(headers or {})}
+
+        def client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=str(config.endpoint), timeout=httpx.Timeout(config.timeout_seconds),
+                limits=one, transport=transport, headers=fixed, follow_redirects=False,
+                event_hooks=hooks, verify=tls,
+            )  # fmt: skip
+
+        self._clients = PartnerClients(
+            client, pool, wait_seconds=config.timeout_seconds, name=config.id
         )
         auth = config.auth
         self._session: _SessionLogin | None = None
@@ -564,19 +572,20 @@ class RestClient:
         if json is not None and content is not None:
             raise ValueError("pass json= or content=, not both")
         with translate_errors(self.where(issue)):
-            credentials = await self.auth.credentials(self._http)
-            response, parsed, sent, sent_at, answered_at = await self._send(
-                method, path, json, content, params, headers, issue, credentials
-            )
-            renewed = False
-            if self._session is not None and self._session.refused(response, parsed):
-                _log.info("%s: session refused on %s; logging in again", self.config.id, path)
-                self._session.renew(credentials)
-                credentials = await self.auth.credentials(self._http)
+            async with self._clients.lend() as http:
+                credentials = await self.auth.credentials(http)
                 response, parsed, sent, sent_at, answered_at = await self._send(
-                    method, path, json, content, params, headers, issue, credentials
+                    http, method, path, json, content, params, headers, issue, credentials
                 )
-                renewed = True
+                renewed = False
+                if self._session is not None and self._session.refused(response, parsed):
+                    _log.info("%s: session refused on %s; logging in again", self.config.id, path)
+                    self._session.renew(credentials)
+                    credentials = await self.auth.credentials(http)
+                    response, parsed, sent, sent_at, answered_at = await self._send(
+                        http, method, path, json, content, params, headers, issue, credentials
+                    )
+                    renewed = True
             body = _read_answer(
                 response, parsed, expect_object=expect_object, gateway_field=self._gateway_field
             )
@@ -592,6 +601,7 @@ class RestClient:
 
     async def _send(
         self,
+        http: httpx.AsyncClient,
         method: str,
         path: str,
         json: Mapping[str, Any] | None,
@@ -615,7 +625,7 @@ class RestClient:
             )
         content = content or b""
         sent_at = datetime.now(VN_TZ)
-        response = await self._http.request(
+        response = await http.request(
             method, path, content=content or None, params=params, headers=all_headers
         )
         answered_at = datetime.now(VN_TZ)
@@ -685,5 +695,5 @@ class RestClient:
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the partner's connections."""
+        await self._clients.aclose()

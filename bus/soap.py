@@ -51,7 +51,6 @@ Passwords never reach a log: the kit logs sizes and statuses, never envelopes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import logging
@@ -80,6 +79,7 @@ from zeep.exceptions import (
 )
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
+from zeep.utils import get_version
 from zeep.wsdl.bindings.soap import Soap11Binding, Soap12Binding
 from zeep.wsdl.utils import etree_to_string
 from zeep.wsse.username import UsernameToken
@@ -94,6 +94,7 @@ from bus.connector import (
     XRoadIdentity,
 )
 from bus.errors import BusError, MappingError, PartnerRejected, PartnerUnavailable
+from bus.partner_clients import PartnerClients
 from bus.security.agency_keys import AgencyKeyError
 from bus.security.outbound import partner_hooks, signed_partner_calls
 from bus.xmlsafe import DEFAULT_MAX_BYTES, UnsafeXml, parse_xml
@@ -140,6 +141,8 @@ _PERMANENT_FAULTS: Final = frozenset(
     {"client", "sender", "versionmismatch", "mustunderstand", "dataencodingunknown"}
 )
 _MAX_PARTNER_TEXT: Final = 500
+#: The headers zeep gives its transport's client.
+_ZEEP_HEADERS: Final = {"User-Agent": f"Zeep/{get_version()} (www.python-zeep.org)"}
 _FAULT_CODE_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.:/-]")
 _XROAD_PARTS: Final = ("xRoadInstance", "memberClass", "memberCode")
 
@@ -221,23 +224,23 @@ class SoapClient:
             raise SoapSetupError(str(exc)) from exc
         if config.xroad is not None:
             xroad_headers(config.xroad, message_id="check", issue=None)  # refuse bad ids now
-        # ``concurrency`` one-connection clients lent out a call at a time rather than one client
-        # with a pool of ``concurrency``: httpcore scans every pooled connection (expiry checks
-        # that ask the socket) on each request, which cost a tenth of a worker's CPU at eight.
-        # One TLS context for all, as one client would have had.
+        # ``concurrency`` one-connection clients lent out a call at a time (bus.partner_clients
+        # says why), with one TLS context for all, as one client would have had.
         one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         tls = httpx.create_ssl_context()
         hooks = partner_hooks(signing)
-        clients = [
-            httpx.AsyncClient(timeout=httpx.Timeout(config.timeout_seconds), limits=one,
-                              transport=transport, auth=basic, follow_redirects=False,
-                              event_hooks=hooks, verify=tls)
-            for _ in range(config.concurrency)
-        ]  # fmt: skip
-        self._transport = _HardenedTransport(
-            clients, root=root, max_reply_bytes=max_reply_bytes,
-            pool_timeout=config.timeout_seconds,
-        )  # fmt: skip
+
+        def client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(config.timeout_seconds), limits=one, transport=transport,
+                auth=basic, follow_redirects=False, event_hooks=hooks, verify=tls,
+                headers=_ZEEP_HEADERS,
+            )  # fmt: skip
+
+        clients = PartnerClients(
+            client, config.concurrency, wait_seconds=config.timeout_seconds, name=config.id
+        )
+        self._transport = _HardenedTransport(clients, root=root, max_reply_bytes=max_reply_bytes)
         try:
             self._zeep = zeep.AsyncClient(
                 str(wsdl), wsse=wsse, transport=self._transport, settings=hardened_settings()
@@ -436,40 +439,16 @@ class _NoNetwork(httpx.BaseTransport):
 class _HardenedTransport(AsyncTransport):
     """zeep's async transport, confined: local WSDLs only, replies screened, bodies never logged."""
 
-    def __init__(
-        self,
-        clients: list[httpx.AsyncClient],
-        *,
-        root: Path,
-        max_reply_bytes: int,
-        pool_timeout: float,
-    ) -> None:
-        super().__init__(client=clients[0], wsdl_client=httpx.Client(transport=_NoNetwork()))
-        for client in clients[1:]:
-            client.headers = self.client.headers  # the headers zeep gave the first
+    def __init__(self, clients: PartnerClients, *, root: Path, max_reply_bytes: int) -> None:
+        # zeep sets its User-Agent on the client it is given; the pool's clients, replacements
+        # included, are made with the same (_ZEEP_HEADERS).
+        super().__init__(client=clients.first, wsdl_client=httpx.Client(transport=_NoNetwork()))
         self._clients = clients
-        # Last in, first out: the warmest connection serves next and spare ones may expire, as
-        # httpcore's own pool would have it.
-        self._idle: asyncio.LifoQueue[httpx.AsyncClient] = asyncio.LifoQueue()
-        for client in clients:
-            self._idle.put_nowait(client)
-        self._pool_timeout = pool_timeout
         self._root = root
         self._max_reply_bytes = max_reply_bytes
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
-
-    async def _lend(self) -> httpx.AsyncClient:
-        """An idle client; when all are busy, wait as long as httpx waits for a free connection."""
-        if not self._idle.empty():
-            return self._idle.get_nowait()
-        try:
-            async with asyncio.timeout(self._pool_timeout):
-                return await self._idle.get()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no connection to the partner came free in time") from None
+        await self._clients.aclose()
 
     def load(self, url: str) -> bytes:
         """A WSDL or XSD document: a file under the contracts folder, read through xmlsafe."""
@@ -488,11 +467,8 @@ class _HardenedTransport(AsyncTransport):
         if exchange is not None:
             exchange.request_size = len(message)
             exchange.sent_at = datetime.now(VN_TZ)
-        client = await self._lend()
-        try:
+        async with self._clients.lend() as client:
             response = await client.post(address, content=message, headers=headers)
-        finally:
-            self._idle.put_nowait(client)
         if exchange is not None:
             exchange.answered_at = datetime.now(VN_TZ)
             exchange.status_code = response.status_code
