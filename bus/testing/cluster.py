@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -98,6 +99,15 @@ class RabbitNodes:
         """Start node ``index`` again with its data; returns when it serves AMQP and is back in
         the cluster."""
         self._run("start-node", str(self._checked(index)))
+
+    def start_stopped_nodes(self) -> None:
+        """Start again every node whose AMQP port does not answer (one a failed test left
+        stopped), so the next test finds the whole cluster."""
+        for index, port in enumerate(self.ports):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            except OSError:
+                self.start_node(index)
 
     def stop(self) -> None:
         """Stop every node; a temporary working directory is removed with their data."""

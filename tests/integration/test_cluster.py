@@ -55,10 +55,17 @@ BASE_PORT = 5711
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RabbitNodes]:
+def cluster_nodes() -> Iterator[RabbitNodes]:
     """Three clustered RabbitMQ nodes on loopback, their data in a temporary directory."""
     with RabbitNodes(3, base_port=BASE_PORT) as nodes:
         yield nodes
+
+
+@pytest.fixture
+def cluster(cluster_nodes: RabbitNodes) -> RabbitNodes:
+    """The module's cluster with all three nodes up, whatever an earlier test left stopped."""
+    cluster_nodes.start_stopped_nodes()
+    return cluster_nodes
 
 
 async def _wait_until(
@@ -188,9 +195,11 @@ async def test_stopping_the_node_the_bus_uses_loses_nothing(
                 pushed = await push_dossiers(client, range(1, 601), concurrency=16)
             await asyncio.wait_for(stopper, 300)
             assert len(pushed.accepted) == 600, pushed.refused
-            assert timings["applied_when_stopped"] < 600, (
-                "every dossier was applied before the stop"
-            )
+            # The node went while dossiers were in flight. (Its shutdown closes the bus's
+            # connections first and then takes its time, several seconds on a busy machine,
+            # while the bus carries on through nodes 2 and 3: the count may reach 600 before
+            # the shutdown ends.)
+            assert timings["applied_at_stop"] < 600, "every dossier was applied before the stop"
 
             # Each queue lives on without node 1: a leader among the two nodes left.
             survivors = {cluster.node_name(1), cluster.node_name(2)}
