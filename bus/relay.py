@@ -123,6 +123,7 @@ class OutboxRelay:
         self._retries_checked_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
         self._marks = _SentMarks(engine, settings.batch_max)
+        self._upkeep_task: asyncio.Task[None] | None = None
         self.published = 0
 
     def wake(self) -> None:
@@ -153,6 +154,7 @@ class OutboxRelay:
     def start(self) -> None:
         """Start relaying in the background."""
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._upkeep_task = asyncio.create_task(self._upkeep(), name="outbox-upkeep")
         self._marks.start()
 
     async def stop(self) -> None:
@@ -163,6 +165,11 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._upkeep_task is not None:
+            self._upkeep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep_task
+            self._upkeep_task = None
         await self._marks.stop()
         if self._handed:
             left = [(event.event_id, "relay stopped before publishing") for event in self._handed]
@@ -312,8 +319,6 @@ class OutboxRelay:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         last_claim = loop.time()
-        last_upkeep = float("-inf")
-        keep_statistics: bool | None = None
         poll = self._settings.outbox_poll_interval
         while True:
             # Cleared before publishing: a commit that lands during this batch wakes the next.
@@ -327,15 +332,6 @@ class OutboxRelay:
                 if self._claim_due or loop.time() - last_claim >= poll:
                     last_claim = loop.time()
                     busy = await self._claim_round() or busy
-                if loop.time() - last_upkeep > _UPKEEP_SECONDS:
-                    last_upkeep = loop.time()
-                    await outbox.purge_sent(
-                        self._engine, older_than_seconds=self._settings.outbox_retention_seconds
-                    )
-                    if keep_statistics is None:
-                        keep_statistics = await statistics.analyze_needed(self._engine)
-                    if keep_statistics:
-                        await statistics.refresh(self._engine)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -349,3 +345,25 @@ class OutboxRelay:
                     await self._wake.wait()
             except TimeoutError:
                 self._claim_due = True
+
+    async def _upkeep(self) -> None:
+        """Purge sent rows past their retention and keep the store's statistics, once a minute.
+
+        A task of its own: an ANALYZE of the busy tables takes hundreds of milliseconds on
+        PostgreSQL, and run between two batches it held every event back that long.
+        """
+        keep_statistics: bool | None = None
+        while True:
+            try:
+                await outbox.purge_sent(
+                    self._engine, older_than_seconds=self._settings.outbox_retention_seconds
+                )
+                if keep_statistics is None:
+                    keep_statistics = await statistics.analyze_needed(self._engine)
+                if keep_statistics:
+                    await statistics.refresh(self._engine)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox upkeep failed; trying again later", exc_info=True)
+            await asyncio.sleep(_UPKEEP_SECONDS)

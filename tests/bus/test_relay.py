@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -280,3 +281,28 @@ async def test_handed_rows_go_out_again_once_another_relay_sent_the_failed_one(s
     assert await relay.relay_handed() == 1  # not given back to wait behind "first"
     assert await _unsent(engine) == []
     assert [await _next_body(queue) for _ in range(2)] == ["first", "later"]
+
+
+async def test_upkeep_waiting_for_the_store_does_not_hold_events_back(
+    setup, sqlite_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The purge of old rows waits for the write lock another process holds; handed rows go
+    out meanwhile."""
+    settings, engine, broker, queue = setup
+    rows = [_row(f"u{i}", f"d{i}") for i in range(3)]
+    for row in rows:
+        row["exchange"] = Names(settings.namespace).events
+    relay = OutboxRelay(engine, broker, settings)
+    handover = await _hand_over(engine, relay, rows)
+    holder = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        relay.start()  # its upkeep starts with a purge, which waits for the lock
+        await asyncio.sleep(0.3)  # the relay is under way: that purge has begun
+        relay.take(handover)
+        assert [await _next_body(queue) for _ in range(3)] == [row["event_id"] for row in rows]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await wait_for(lambda: _unsent_are(engine, []), timeout=10)
+    await relay.stop()
