@@ -23,7 +23,6 @@ alert to exactly one event however many workers look.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +35,7 @@ from bus.runtime import Runtime
 from bus.sla import effective_due_date
 from bus.store import deadlines as store
 from bus.store.deadlines import AlertToRaise, DueItem
+from bus.tasks import cancel_and_wait
 from contracts import VN_TZ, AlertKind, DeadlineAlert, DossierStatus
 
 __all__ = ["Clock", "DeadlineScheduler", "decide_alert", "effective_due_on"]
@@ -160,11 +160,8 @@ class DeadlineScheduler:
 
     async def stop(self) -> None:
         """Stop after the scan in flight (its transaction commits whole or not at all)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def scan_once(self) -> list[AlertToRaise]:
         """Decide and raise the alerts due now; returns those this scan raised."""

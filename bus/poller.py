@@ -50,7 +50,6 @@ know (outcome ``unknown_dossier``: recorded, no state).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import Counter
@@ -78,6 +77,7 @@ from bus.store.polls import (
     load_position,
     save_position,
 )
+from bus.tasks import cancel_and_wait
 from contracts import StatusChange
 
 if TYPE_CHECKING:
@@ -524,11 +524,8 @@ class Poller:
 
     async def stop(self) -> None:
         """Stop polling (a poll in progress is abandoned: it is safe) and close the source."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.source.aclose()
 
 

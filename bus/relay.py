@@ -10,7 +10,6 @@ their rows from the store; the poll interval only matters for rows left by a pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from bus.amqp import Broker, OutgoingMessage
 from bus.errors import BrokerUnavailable
 from bus.settings import Settings
 from bus.store import outbox, statistics
+from bus.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,8 @@ class _SentMarks:
 
     async def stop(self) -> None:
         """Stop, marking what is left (once: if the store is away, the leases run out)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         try:
             while self._waiting:
                 await self._mark_some()
@@ -160,16 +157,10 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Stop after the batch in flight; rows handed over and not yet published go back to
         the store, for the next relay to take at once rather than when their lease runs out."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._upkeep_task is not None:
-            self._upkeep_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._upkeep_task
-            self._upkeep_task = None
+        await cancel_and_wait(self._task)
+        self._task = None
+        await cancel_and_wait(self._upkeep_task)
+        self._upkeep_task = None
         await self._marks.stop()
         if self._handed:
             left = [(event.event_id, "relay stopped before publishing") for event in self._handed]

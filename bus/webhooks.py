@@ -37,6 +37,7 @@ from bus.amqp import CLOUDEVENTS_JSON, OutgoingMessage
 from bus.runtime import Runtime
 from bus.store import subscriptions as store
 from bus.store.subscriptions import Attempt, AttemptOutcome, Target
+from bus.tasks import cancel_and_wait
 from bus.topics import topic_matches
 
 __all__ = [
@@ -164,10 +165,7 @@ class WebhookDispatcher:
             except Exception:  # the channel may already be gone; unacked messages come back
                 log.debug("cancel of %s failed", self._consumer_tag, exc_info=True)
         await self._idle.wait()
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        await cancel_and_wait(self._housekeeping)
         if self._channel is not None:
             await self._channel.close()
         await self._client.aclose()

@@ -8,12 +8,13 @@ add a dependency for three numbers. Elsewhere the figures are absent, not wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bus.tasks import cancel_and_wait
 
 __all__ = ["MemorySampler", "Sample", "cpu_seconds", "rss_kib"]
 
@@ -99,8 +100,6 @@ class MemorySampler:
     async def stop(self) -> None:
         """Take a last sample and stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             self.read()
