@@ -8,11 +8,15 @@ ten statements then held SQLite's single write lock across some thirty hand-offs
 and the workers' commits queued behind it. Once the write lock is held, the bus's statements take
 microseconds (an index lookup, a few rows inserted, an fsync at the commit), so a write
 transaction runs them inline; taking the lock is the only wait, and it is awaited in short steps
-(:mod:`bus.store.database`). A commit that fills the WAL past SQLite's checkpoint threshold
-(1,000 pages by default) also copies those pages into the database file, on the loop as well;
-the benchmark's latency figures include it. Reads can be long (statistics, an audit check, a
-stream replay) and still go to the connection's own thread, so the loop keeps serving while
-they run.
+(:mod:`bus.store.database`). Reads can be long (statistics, an audit check, a stream replay) and
+still go to the connection's own thread, so the loop keeps serving while they run.
+
+Copying the WAL's pages back into the database file (a checkpoint) is not left to the commit
+that happens to fill the WAL past SQLite's threshold: that commit runs on the loop, and its
+checkpoint stopped the whole process for up to 60 ms. A :class:`WalCheckpointer` per database
+file runs a passive checkpoint on a thread of its own instead, at most every
+:data:`CHECKPOINT_EVERY_SECONDS` while commits come; SQLite's own threshold is raised to
+:data:`AUTOCHECKPOINT_PAGES`, a bound that only a checkpointer unable to keep up would reach.
 
 The classes speak the part of aiosqlite's interface that SQLAlchemy's aiosqlite dialect uses;
 :func:`bus.store.database.create_engine` hands them to it through ``async_creator``.
@@ -22,15 +26,32 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
+import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
-__all__ = ["SqliteConnection", "SqliteCursor", "connect"]
+__all__ = [
+    "AUTOCHECKPOINT_PAGES",
+    "CHECKPOINT_EVERY_SECONDS",
+    "SqliteConnection",
+    "SqliteCursor",
+    "WalCheckpointer",
+    "connect",
+]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
+#: Shortest time between two background checkpoints of a database file (per process).
+CHECKPOINT_EVERY_SECONDS: Final = 0.5
+#: SQLite's own checkpoint threshold in WAL pages (its default is 1,000): a safety net only.
+AUTOCHECKPOINT_PAGES: Final = 20_000
 
 
 class SqliteConnection:
@@ -43,9 +64,15 @@ class SqliteConnection:
     For the same reason a call is made inline only when nothing is pending on the thread.
     """
 
-    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        thread: ThreadPoolExecutor,
+        checkpointer: WalCheckpointer | None = None,
+    ) -> None:
         self._conn = connection
         self._thread = thread
+        self._checkpointer = checkpointer
         self._last: Future[Any] | None = None
         #: What the dialect checks before a commit or rollback: None once closed.
         self._connection: sqlite3.Connection | None = connection
@@ -107,6 +134,8 @@ class SqliteConnection:
             await self.run(self._conn.commit)
         finally:
             self.inline = False
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     async def rollback(self) -> None:
         try:
@@ -240,6 +269,78 @@ class _RunNow:
             future.set_exception(error)
 
 
+class WalCheckpointer:
+    """Passive checkpoints of one database file, on a thread and a connection of their own.
+
+    :meth:`committed` is called after each commit; it starts a checkpoint when none is running
+    and the last began at least ``every_seconds`` ago. A passive checkpoint copies what it can
+    without waiting for anyone: writers go on appending to the WAL, readers keep their
+    snapshots, and what it could not copy is copied by a later one. sqlite3 releases the GIL
+    while SQLite works, so the copy and its fsync do not hold the event loop.
+    """
+
+    def __init__(self, path: str, *, every_seconds: float = CHECKPOINT_EVERY_SECONDS) -> None:
+        self.path = path
+        self._every = every_seconds
+        self._running: Future[None] | None = None
+        self._started_at = -float("inf")
+        #: Checkpoints run so far, and WAL pages they copied (for tests and curious operators).
+        self.runs = 0
+        self.pages_copied = 0
+
+    def committed(self) -> None:
+        """A commit landed: start a checkpoint if one is due."""
+        now = time.monotonic()
+        if now - self._started_at < self._every:
+            return
+        if self._running is not None and not self._running.done():
+            return
+        self._started_at = now
+        self._running = _CHECKPOINT_THREAD.submit(self._checkpoint)
+        self._running.add_done_callback(self._report)
+
+    def wait(self) -> None:
+        """Block until the checkpoint in progress, if any, has finished (for tests)."""
+        if self._running is not None:
+            self._running.result()
+
+    def _checkpoint(self) -> None:
+        # A connection per checkpoint (opening one reads no page), so that a process that
+        # opened many databases (a test run) keeps no file open for each; read-write, never
+        # creating the file again if it was removed.
+        connection = sqlite3.connect(
+            f"file:{urllib.parse.quote(self.path)}?mode=rw", timeout=0, isolation_level=None,
+            uri=True,
+        )  # fmt: skip
+        try:
+            busy, _, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            connection.close()
+        self.runs += 1
+        self.pages_copied += max(copied, 0)
+        if busy:
+            _log.debug("checkpoint of %s found the file busy; the next one goes on", self.path)
+
+    def _report(self, done: Future[None]) -> None:
+        error = done.exception()
+        if error is not None:
+            _log.warning("checkpoint of %s failed: %s", self.path, error)
+
+
+# One thread runs every checkpoint of the process; one checkpointer per database file, shared
+# by every engine and connection on it.
+_CHECKPOINT_THREAD: Final = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-wal")
+_checkpointers: dict[str, WalCheckpointer] = {}
+
+
+def _checkpointer_for(path: str) -> WalCheckpointer | None:
+    if path == ":memory:" or path.startswith("file::memory:"):
+        return None  # no file, no WAL
+    if path not in _checkpointers:
+        _checkpointers[path] = WalCheckpointer(path)
+    return _checkpointers[path]
+
+
 async def connect(path: str, *, timeout: float) -> SqliteConnection:
     """Open ``path`` (autocommit: the bus's begin hook starts each transaction itself)."""
     thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -252,4 +353,4 @@ async def connect(path: str, *, timeout: float) -> SqliteConnection:
     except BaseException:
         thread.shutdown(wait=False)
         raise
-    return SqliteConnection(connection, thread)
+    return SqliteConnection(connection, thread, _checkpointer_for(path))

@@ -137,3 +137,43 @@ async def test_rows_past_those_fetched_ahead_come_when_asked_for(
         singles.append(row[0])
     assert singles == list(range(1, rows + 1))
     await cursor.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_loop_after_commits(tmp_path: Path) -> None:
+    """A commit never copies the WAL back itself (SQLite's threshold is raised far above what
+    the bus writes between two checkpoints); the file's checkpointer does it on its thread,
+    at most every CHECKPOINT_EVERY_SECONDS."""
+    path = tmp_path / "wal.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    checkpointer = sqlite_driver._checkpointer_for(str(path))
+    assert checkpointer is not None
+    try:
+        async with engine.connect() as connection:
+            pragma = await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")
+            assert pragma.scalar() == sqlite_driver.AUTOCHECKPOINT_PAGES
+        async with writer(engine).begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE blobs (data BLOB)")
+        await asyncio.to_thread(checkpointer.wait)
+        await asyncio.sleep(sqlite_driver.CHECKPOINT_EVERY_SECONDS)
+        runs, copied_before = checkpointer.runs, checkpointer.pages_copied
+        # 1,500 pages in one commit: past SQLite's default threshold of 1,000.
+        async with writer(engine).begin() as connection:
+            for _ in range(1500):
+                await connection.exec_driver_sql("INSERT INTO blobs VALUES (zeroblob(4000))")
+        await asyncio.to_thread(checkpointer.wait)
+        assert checkpointer.runs == runs + 1
+        assert checkpointer.pages_copied - copied_before >= 1500
+        assert path.stat().st_size >= 1500 * 4096  # the pages are in the database file
+        # Commits closer together than the interval start no checkpoint of their own.
+        before = checkpointer.runs
+        for _ in range(5):
+            async with writer(engine).begin() as connection:
+                await connection.exec_driver_sql("INSERT INTO blobs VALUES (x'00')")
+        await asyncio.to_thread(checkpointer.wait)
+        assert checkpointer.runs - before <= 1
+    finally:
+        await engine.dispose()
+
+
+def test_an_in_memory_database_has_no_checkpointer() -> None:
+    assert sqlite_driver._checkpointer_for(":memory:") is None
