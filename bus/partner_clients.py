@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 
@@ -64,6 +65,24 @@ class PartnerClients:
         self._closing: set[asyncio.Task[None]] = set()
         #: Clients replaced so far (a cancelled call, or a slot found stuck).
         self.replaced = 0
+
+    @classmethod
+    def one_connection(
+        cls, count: int, *, timeout_seconds: float, name: str, **options: Any
+    ) -> PartnerClients:
+        """``count`` clients of one connection each, made with httpx.AsyncClient's
+        ``options``, one TLS context for all (as one pooled client would have had), redirects
+        never followed; a call waits for a client as long as it would for an answer."""
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        tls = httpx.create_ssl_context()
+
+        def make() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout_seconds), limits=one, verify=tls,
+                follow_redirects=False, **options,
+            )  # fmt: skip
+
+        return cls(make, count, wait_seconds=timeout_seconds, name=name)
 
     @property
     def first(self) -> httpx.AsyncClient:

@@ -505,21 +505,11 @@ class RestClient:
         env = os.environ if environ is None else environ
         signing = signed_partner_calls(config, env)
         # ``pool`` one-connection clients lent a call at a time (bus.partner_clients says why).
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        tls = httpx.create_ssl_context()
-        hooks = partner_hooks(signing)
-        fixed = {"Accept": "application/json", **(headers or {})}
-
-        def client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                base_url=str(config.endpoint), timeout=httpx.Timeout(config.timeout_seconds),
-                limits=one, transport=transport, headers=fixed, follow_redirects=False,
-                event_hooks=hooks, verify=tls,
-            )  # fmt: skip
-
-        self._clients = PartnerClients(
-            client, pool, wait_seconds=config.timeout_seconds, name=config.id
-        )
+        self._clients = PartnerClients.one_connection(
+            pool, timeout_seconds=config.timeout_seconds, name=config.id,
+            base_url=str(config.endpoint), transport=transport, event_hooks=partner_hooks(signing),
+            headers={"Accept": "application/json", **(headers or {})},
+        )  # fmt: skip
         auth = config.auth
         self._session: _SessionLogin | None = None
         self.auth: AuthStrategy

@@ -225,21 +225,12 @@ class SoapClient:
         if config.xroad is not None:
             xroad_headers(config.xroad, message_id="check", issue=None)  # refuse bad ids now
         # ``concurrency`` one-connection clients lent out a call at a time (bus.partner_clients
-        # says why), with one TLS context for all, as one client would have had.
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        tls = httpx.create_ssl_context()
-        hooks = partner_hooks(signing)
-
-        def client() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                timeout=httpx.Timeout(config.timeout_seconds), limits=one, transport=transport,
-                auth=basic, follow_redirects=False, event_hooks=hooks, verify=tls,
-                headers=_ZEEP_HEADERS,
-            )  # fmt: skip
-
-        clients = PartnerClients(
-            client, config.concurrency, wait_seconds=config.timeout_seconds, name=config.id
-        )
+        # says why), made with zeep's own headers.
+        clients = PartnerClients.one_connection(
+            config.concurrency, timeout_seconds=config.timeout_seconds, name=config.id,
+            transport=transport, auth=basic, event_hooks=partner_hooks(signing),
+            headers=_ZEEP_HEADERS,
+        )  # fmt: skip
         self._transport = _HardenedTransport(clients, root=root, max_reply_bytes=max_reply_bytes)
         try:
             self._zeep = zeep.AsyncClient(
