@@ -83,7 +83,9 @@ def bench(
     workdir = Path("var/bench")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        report = asyncio.run(run_bench(plan, workdir, say=lambda line: console.print(f"· {line}")))
+        report = asyncio.run(
+            run_bench(plan, workdir, say=lambda line: console.print(f"· {line}"), freeze_heap=True)
+        )
     except BrokerUnavailable as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None

@@ -26,6 +26,7 @@ from prometheus_client import start_http_server
 from bus.api.app import create_app
 from bus.dead_letters import DeadLetterKeeper
 from bus.deadlines import DeadlineScheduler
+from bus.heap import freeze_startup_objects
 from bus.poller import run_pollers
 from bus.runtime import Runtime
 from bus.settings import Settings
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 def serve_api(settings: Settings) -> None:
     """Serve the HTTP API in this process until SIGINT/SIGTERM."""
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_heap=True),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -70,6 +71,7 @@ async def serve_workers(settings: Settings, connector_ids: Sequence[str] = ()) -
     keeper = DeadLetterKeeper(runtime)
     await keeper.start()
     served = [w.connector_id for w in workers] + [p.connector_id for p in pollers]
+    freeze_startup_objects("worker")
     log.info("worker ready: %s", ", ".join(served))
     print("worker ready", flush=True)  # readiness line read by supervisors and tests
     try:

@@ -45,6 +45,7 @@ from bus.api.replies import SignedReplies
 from bus.connector_health import HEALTH_WINDOW, health_of
 from bus.dashboard import DASHBOARD_PATH, dashboard_files
 from bus.errors import BusError
+from bus.heap import freeze_startup_objects
 from bus.ingest import IngestService
 from bus.registry import ConnectorRegistry
 from bus.runtime import Runtime
@@ -59,9 +60,16 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, registry: ConnectorRegistry | None = None
+    settings: Settings | None = None,
+    *,
+    registry: ConnectorRegistry | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """The bus's HTTP API, configured by ``settings`` (default: the environment)."""
+    """The bus's HTTP API, configured by ``settings`` (default: the environment).
+
+    ``freeze_heap``: once started, freeze the process's objects out of the garbage
+    collector's walks (:mod:`bus.heap`); for a process that serves this app alone.
+    """
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -71,6 +79,8 @@ def create_app(
         ingest.start()
         app.state.runtime = runtime
         app.state.ingest = ingest
+        if freeze_heap:
+            freeze_startup_objects("api")
         try:
             yield
         finally:

@@ -42,6 +42,7 @@ from bus.bench.load import (
     push_flat_out,
 )
 from bus.bench.resources import MemorySampler, cpu_seconds
+from bus.heap import freeze_startup_objects
 from bus.store.database import create_engine
 from bus.store.schema import hops, outbox
 
@@ -313,8 +314,13 @@ async def measure_end_to_end(
     concurrency: int = 64,
     database_server: str | None = None,
     say: Callable[[str], None] = print,
+    freeze_heap: bool = False,
 ) -> EndToEndResult:
-    """Run the four stages on one deployment (see the module's docstring)."""
+    """Run the four stages on one deployment (see the module's docstring).
+
+    ``freeze_heap``: freeze this process's objects out of the garbage collector's walks
+    before each steady load (see :mod:`bus.heap`), when it runs nothing else.
+    """
     async with _deployed(apis, amqp_url, workdir, database_server, concurrency) as run:
         # 1. hops: ingest and publish with no worker, then the workers drain what was queued.
         say(f"hops: {dossiers} dossiers into {apis} API process(es), no worker yet")
@@ -360,6 +366,10 @@ async def measure_end_to_end(
             rate = peak.per_second * share
             count = max(50, round(rate * latency_seconds))
             say(f"{name}: {count} dossiers at {rate:.0f}/s")
+            if freeze_heap:
+                # What the benchmark kept so far, out of its own collector's walks: a full
+                # collection here stopped the subscriber for 100-220 ms, counted as latency.
+                freeze_startup_objects("bench")
             steady = await run.at_rate(count, rate)
             segments = await split(run.engine, steady.sent_wall_ns, run.listener.received_wall_ns)
             steady_loads.append(

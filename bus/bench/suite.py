@@ -190,9 +190,17 @@ def _machine() -> dict[str, Any]:
 
 
 async def run_bench(
-    plan: BenchPlan, workdir: Path, say: Callable[[str], None] = print
+    plan: BenchPlan,
+    workdir: Path,
+    say: Callable[[str], None] = print,
+    *,
+    freeze_heap: bool = False,
 ) -> BenchReport:
-    """Measure the ceiling, the bus end to end and its scale-out, in that order."""
+    """Measure the ceiling, the bus end to end and its scale-out, in that order.
+
+    ``freeze_heap``: this process runs the benchmark alone (``bus bench``), so what it holds
+    may be frozen out of its garbage collector's walks before each steady load.
+    """
     started = datetime.now(UTC)
     shown = replace(
         plan,
@@ -215,6 +223,7 @@ async def run_bench(
         concurrency=plan.concurrency,
         database_server=plan.database_server,
         say=say,
+        freeze_heap=freeze_heap,
     )
     report = BenchReport(started.isoformat(), _machine(), asdict(shown), ceiling, end_to_end)
     for apis in plan.apis:

@@ -64,5 +64,7 @@ async def test_the_clients_trace_reaches_the_partner_and_every_log_line(
     version, trace_id, span_id, _ = recorded.headers["traceparent"].split("-")
     assert (version, trace_id) == ("00", TRACE_ID)
     assert span_id not in (CLIENT_SPAN.split("-")[2], line["span_id"])
+    # The worker froze its start-up objects before taking work (bus.heap).
+    assert any("start-up objects frozen" in entry["message"] for entry in _lines(log))
     # Every line of the process is JSON, and none names another dossier.
     assert all(entry.get("dossier") in (None, body["code"]) for entry in _lines(log))
