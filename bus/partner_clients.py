@@ -89,9 +89,6 @@ class PartnerClients:
         """One of the clients, for libraries that want a client to configure (zeep)."""
         return self._clients[0]
 
-    def __len__(self) -> int:
-        return len(self._clients)
-
     @asynccontextmanager
     async def lend(self) -> AsyncIterator[httpx.AsyncClient]:
         """A client for one call, back to the idle ones when the call is over."""
