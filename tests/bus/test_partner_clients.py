@@ -146,14 +146,22 @@ async def test_a_client_whose_call_was_cancelled_is_closed_and_replaced(partner:
     assert made[0].is_closed and made[1].is_closed
 
 
-async def test_a_lent_client_that_reports_a_pool_timeout_is_replaced() -> None:
-    def stuck(request: httpx.Request) -> httpx.Response:
-        raise httpx.PoolTimeout("stuck slot", request=request)
+def failing_clients(
+    error: type[httpx.TransportError], count: int, made: list[httpx.AsyncClient]
+) -> PartnerClients:
+    """``count`` clients whose every call raises ``error``."""
 
-    made: list[httpx.AsyncClient] = []
-    clients = PartnerClients(
-        maker(made, transport=httpx.MockTransport(stuck)), 2, wait_seconds=1, name="test"
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error("injected", request=request)
+
+    return PartnerClients(
+        maker(made, transport=httpx.MockTransport(fail)), count, wait_seconds=1, name="test"
     )
+
+
+async def test_a_lent_client_that_reports_a_pool_timeout_is_replaced() -> None:
+    made: list[httpx.AsyncClient] = []
+    clients = failing_clients(httpx.PoolTimeout, 2, made)
     with pytest.raises(httpx.PoolTimeout):
         async with clients.lend() as client:
             await client.get("http://partner.invalid/")
@@ -164,13 +172,8 @@ async def test_a_lent_client_that_reports_a_pool_timeout_is_replaced() -> None:
 
 
 async def test_a_client_whose_call_failed_serves_again() -> None:
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
     made: list[httpx.AsyncClient] = []
-    clients = PartnerClients(
-        maker(made, transport=httpx.MockTransport(refused)), 1, wait_seconds=1, name="test"
-    )
+    clients = failing_clients(httpx.ConnectError, 1, made)
     for _ in range(3):
         with pytest.raises(httpx.ConnectError):
             async with clients.lend() as client:

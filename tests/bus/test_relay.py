@@ -50,12 +50,19 @@ async def setup(
     await engine.dispose()
 
 
-def _row(event_id: str, dossier: str, *, mandatory: bool = False) -> dict[str, object]:
+def _row(
+    event_id: str,
+    dossier: str,
+    *,
+    mandatory: bool = False,
+    exchange: str = "",  # most tests set it to their own queue's
+    routing_key: str | None = None,
+) -> dict[str, object]:
     return {
         "event_id": event_id,
         "dossier_code": dossier,
-        "exchange": "",  # replaced per test
-        "routing_key": f"dossier.status.9.{event_id}",
+        "exchange": exchange,
+        "routing_key": routing_key or f"dossier.status.9.{event_id}",
         "mandatory": mandatory,
         "payload": event_id.encode(),
         "created_at": datetime.now(UTC),
@@ -159,14 +166,13 @@ async def test_after_a_failed_publish_handed_rows_wait_behind_the_failed_one(set
     """A dossier's later event does not overtake its earlier one that the broker refused."""
     settings, engine, broker, _queue = setup
     events = Names(settings.namespace).events
-    lost = _row("refused", "d1", mandatory=True)
-    lost["exchange"] = events
-    lost["routing_key"] = "dossier.submitted.nobody"
+    lost = _row(
+        "refused", "d1", mandatory=True, exchange=events, routing_key="dossier.submitted.nobody"
+    )
     relay = OutboxRelay(engine, broker, settings)
     relay.take(await _hand_over(engine, relay, [lost]))
     assert await relay.relay_handed() == 0
-    later = _row("later", "d1")
-    later["exchange"] = events
+    later = _row("later", "d1", exchange=events)
     relay.take(await _hand_over(engine, relay, [later]))
     assert await relay.relay_handed() == 0  # given back to the store, not published
     async with engine.connect() as connection:
@@ -265,9 +271,9 @@ async def test_handed_rows_go_out_again_once_another_relay_sent_the_failed_one(s
     that gave it back learns so from the store and stops holding its handed rows back."""
     settings, engine, broker, queue = setup
     events = Names(settings.namespace).events
-    first = _row("first", "d1", mandatory=True)
-    first["exchange"] = events
-    first["routing_key"] = "dossier.submitted.nobody-yet"
+    first = _row(
+        "first", "d1", mandatory=True, exchange=events, routing_key="dossier.submitted.nobody-yet"
+    )
     relay = OutboxRelay(engine, broker, settings)
     relay.take(await _hand_over(engine, relay, [first]))
     assert await relay.relay_handed() == 0  # unroutable: given back, due again in a second
@@ -275,8 +281,7 @@ async def test_handed_rows_go_out_again_once_another_relay_sent_the_failed_one(s
     await queue.bind(events, routing_key="dossier.submitted.#")  # now somebody listens
     other = OutboxRelay(engine, broker, settings)
     await wait_for(other.relay_once, timeout=10)  # claims and sends it once it is due
-    later = _row("later", "d1")
-    later["exchange"] = events
+    later = _row("later", "d1", exchange=events)
     relay.take(await _hand_over(engine, relay, [later]))
     assert await relay.relay_handed() == 1  # not given back to wait behind "first"
     assert await _unsent(engine) == []
