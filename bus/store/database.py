@@ -76,8 +76,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={int(_WRITE_LOCK_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Checkpoints run on a thread of their own (sqlite_driver.WalCheckpointer), not in the
-    # commit that fills the WAL, which runs on the event loop.
+    # Checkpoints run on a thread and a connection of their own (sqlite_driver.WalCheckpointer),
+    # not in the commit that fills the WAL, which would hold the write lock while it copies.
     cursor.execute(f"PRAGMA wal_autocheckpoint={sqlite_driver.AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
