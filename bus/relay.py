@@ -5,11 +5,20 @@ commit) hand their committed rows straight to it (:meth:`OutboxRelay.take`), so 
 usually on the broker a few milliseconds after the 202. Other writers wake it, and it claims
 their rows from the store; the poll interval only matters for rows left by a process that died
 (their lease runs out and any relay takes them).
+
+Handed rows do not wait for the confirms of the batch before them: up to
+:data:`_BATCHES_IN_FLIGHT` batches are on the broker at once. A confirm comes only once every
+queue the message reached has it on disk (a quorum queue: once its log is synced), which under
+load took 9 ms at the median and 73 ms at p99; published one batch after the other, a worker's
+status events queued behind those waits. A dossier's rows still go out in order: a row whose
+dossier has a batch in flight waits until that batch is settled, so that it never reaches the
+broker ahead of an earlier row the broker may yet refuse.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -35,6 +44,11 @@ _MARK_LINGER_SECONDS = 0.05
 #: Seconds between purges of sent rows past their retention (and, when the bus keeps the
 #: store's statistics itself, analyses: see bus.store.statistics).
 _UPKEEP_SECONDS = 60.0
+#: Batches of handed rows awaiting their confirms at once (see the module's docstring). With the
+#: store's bound on rows in hand (two batches), memory holds at most this many batches more.
+_BATCHES_IN_FLIGHT = 4
+#: Seconds a stopping relay waits for the confirms of the batches it has in flight.
+_STOP_GRACE_SECONDS = 2.0
 
 
 class _SentMarks:
@@ -119,6 +133,8 @@ class OutboxRelay:
         self._retrying_until = 0.0
         self._retries_checked_at = -float("inf")
         self._task: asyncio.Task[None] | None = None
+        # Batches of handed rows published and awaiting their confirms, with their dossiers.
+        self._in_flight: dict[asyncio.Task[list[str]], frozenset[str]] = {}
         self._marks = _SentMarks(engine, settings.batch_max)
         self._upkeep_task: asyncio.Task[None] | None = None
         self.published = 0
@@ -155,12 +171,23 @@ class OutboxRelay:
         self._marks.start()
 
     async def stop(self) -> None:
-        """Stop after the batch in flight; rows handed over and not yet published go back to
-        the store, for the next relay to take at once rather than when their lease runs out."""
+        """Stop once the batches in flight have their confirms (at most
+        :data:`_STOP_GRACE_SECONDS`, then they are given up); rows handed over and not
+        confirmed go back to the store, for the next relay to take at once rather than when
+        their lease runs out. What the broker confirmed is marked sent."""
         await cancel_and_wait(self._task)
         self._task = None
         await cancel_and_wait(self._upkeep_task)
         self._upkeep_task = None
+        if self._in_flight:
+            # A batch given up is published again by the next relay: duplicates, absorbed by
+            # consumers, but avoidable when the broker answers.
+            await asyncio.wait(self._in_flight, timeout=_STOP_GRACE_SECONDS)
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.wait(self._in_flight)
+        with contextlib.suppress(Exception):  # a failed batch's rows are back in hand already
+            self._marks.add(self._settled())
         await self._marks.stop()
         if self._handed:
             left = [(event.event_id, "relay stopped before publishing") for event in self._handed]
@@ -178,9 +205,13 @@ class OutboxRelay:
         return len(sent)
 
     async def relay_handed(self) -> int:
-        """Publish up to a batch of the rows handed over and mark them sent; returns how many
-        were confirmed."""
-        sent = await self._publish_handed()
+        """Publish the rows handed over as the running relay does (those of a dossier with a
+        batch in flight stay in hand), wait for every batch in flight and mark the confirmed
+        rows sent; returns how many were confirmed."""
+        await self._send_handed()
+        if self._in_flight:
+            await asyncio.wait(self._in_flight)
+        sent = self._settled()
         await outbox.mark_sent(self._engine, sent)
         return len(sent)
 
@@ -192,28 +223,76 @@ class OutboxRelay:
             lease_seconds=self._settings.outbox_lease_seconds,
         )
 
-    async def _publish_handed(self) -> list[str]:
-        batch = [
-            self._handed.popleft() for _ in range(min(len(self._handed), self._settings.batch_max))
-        ]
+    async def _send_handed(self) -> None:
+        """Start publishing the rows in hand, or, while an earlier failed publish waits to be
+        retried, give them back to the store behind it."""
+        if self._handover_paused:
+            await self._forget_retries_sent_elsewhere()
+        if not self._handover_paused:
+            self._launch_batches()
+            return
+        while self._handed:
+            batch = self._next_batch(busy=frozenset())
+            try:
+                # Due when the failed rows are, for the claim to take them all in commit order.
+                await outbox.release(
+                    self._engine,
+                    [(event.event_id, "waits for an earlier failed publish") for event in batch],
+                    retry_in=_RETRY_SECONDS,
+                )
+            except BaseException:
+                self._handed.extendleft(reversed(batch))  # kept for the next round
+                raise
+
+    def _launch_batches(self) -> None:
+        """Publish the rows in hand in batches, as long as fewer than _BATCHES_IN_FLIGHT are
+        in flight; a row whose dossier has a batch in flight stays in hand, in its place."""
+        while self._handed and len(self._in_flight) < _BATCHES_IN_FLIGHT:
+            busy = frozenset().union(*self._in_flight.values())
+            batch = self._next_batch(busy=busy)
+            if not batch:
+                return
+            task = asyncio.create_task(self._publish_batch(batch), name="outbox-batch")
+            self._in_flight[task] = frozenset(event.dossier_code for event in batch)
+            task.add_done_callback(lambda _: self._wake.set())
+
+    def _next_batch(self, *, busy: frozenset[str]) -> list[outbox.PendingEvent]:
+        """Take up to a batch of rows in hand, in order, leaving those of ``busy`` dossiers."""
+        batch: list[outbox.PendingEvent] = []
+        left: list[outbox.PendingEvent] = []
+        while self._handed and len(batch) < self._settings.batch_max:
+            event = self._handed.popleft()
+            (left if event.dossier_code in busy else batch).append(event)
+        self._handed.extendleft(reversed(left))
+        return batch
+
+    async def _publish_batch(self, batch: list[outbox.PendingEvent]) -> list[str]:
         try:
-            if self._handover_paused:
-                await self._forget_retries_sent_elsewhere()
-            if not self._handover_paused:
-                return await self._publish(batch)
-            # Back to the store, due when the failed rows are, for the claim to take them all
-            # in commit order.
-            await outbox.release(
-                self._engine,
-                [(event.event_id, "waits for an earlier failed publish") for event in batch],
-                retry_in=_RETRY_SECONDS,
-            )
-            return []
+            return await self._publish(batch)
         except BaseException:
-            # Not settled (the store failed): kept for the next round. A row the broker already
-            # confirmed goes out twice, which consumers' deduplication absorbs.
+            # Not settled (stopped, or the store failed): kept for the next round. A row the
+            # broker already confirmed goes out twice, which consumers' deduplication absorbs.
+            # Back in front of the rows in hand: none of its dossiers' later rows left them.
             self._handed.extendleft(reversed(batch))
             raise
+
+    def _settled(self) -> list[str]:
+        """Forget the batches no longer in flight; the rows they had confirmed. Raises the
+        error of one that failed (its rows are back in hand) after forgetting them all."""
+        sent: list[str] = []
+        error: BaseException | None = None
+        for task in [task for task in self._in_flight if task.done()]:
+            del self._in_flight[task]
+            if task.cancelled():
+                continue
+            if task.exception() is None:
+                sent += task.result()
+            elif error is None:
+                error = task.exception()
+        if error is not None:
+            self._marks.add(sent)
+            raise error
+        return sent
 
     @property
     def _handover_paused(self) -> bool:
@@ -300,7 +379,23 @@ class OutboxRelay:
     async def _claim_round(self) -> bool:
         """Publish a batch claimed from the store; whether a full batch came (more may wait)."""
         self._claim_due = False
-        sent = await self._publish(await self._claim())
+        claimed = await self._claim()
+        busy = frozenset().union(*self._in_flight.values())
+        if any(event.dossier_code in busy for event in claimed):
+            # A dossier's rows in flight and in the store: the claimed ones go out once those
+            # are settled, as handed rows would.
+            await asyncio.wait(self._in_flight)
+            try:
+                self._marks.add(self._settled())
+            except Exception:
+                # Not published: claimable again at once rather than when the lease runs out.
+                await outbox.release(
+                    self._engine,
+                    [(event.event_id, "an earlier batch failed") for event in claimed],
+                    retry_in=0.0,
+                )
+                raise
+        sent = await self._publish(claimed)
         self._marks.add(sent)
         if len(sent) >= self._settings.batch_max:
             self._claim_due = True
@@ -316,9 +411,10 @@ class OutboxRelay:
             self._wake.clear()
             busy = False
             try:
+                self._marks.add(self._settled())
                 if self._handed:
-                    self._marks.add(await self._publish_handed())
-                    busy = bool(self._handed)
+                    # Rows left in hand wait for a batch in flight, which wakes the relay.
+                    await self._send_handed()
                 # Also when handed rows keep the relay busy: rows of a relay that died wait.
                 if self._claim_due or loop.time() - last_claim >= poll:
                     last_claim = loop.time()

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bus.amqp import Broker
+from bus import relay as relay_module
+from bus.amqp import Broker, OutgoingMessage
 from bus.relay import OutboxRelay
 from bus.settings import Settings
 from bus.store import outbox as outbox_store
@@ -311,3 +312,69 @@ async def test_upkeep_waiting_for_the_store_does_not_hold_events_back(
         holder.close()
     await wait_for(lambda: _unsent_are(engine, []), timeout=10)
     await relay.stop()
+
+
+class _SlowConfirms:
+    """The real broker, except that a batch holding ``slow`` learns of its confirms only once
+    ``confirm`` is set: its messages are on the broker, the relay still waits, as when a
+    quorum queue is slow to sync its log."""
+
+    def __init__(self, broker: Broker, slow: str) -> None:
+        self._broker = broker
+        self._slow = slow
+        self.confirm = asyncio.Event()
+
+    async def publish_many(self, messages: list[OutgoingMessage]) -> list[Exception | None]:
+        results = await self._broker.publish_many(messages)
+        if any(message.message_id == self._slow for message in messages):
+            await self.confirm.wait()
+        return results
+
+
+async def test_a_batch_goes_out_while_one_before_awaits_its_confirms(setup) -> None:  # type: ignore[no-untyped-def]
+    """Another dossier's rows do not wait for a slow confirm; the same dossier's do, so that
+    they never reach the broker ahead of a row it may yet refuse."""
+    settings, engine, broker, queue = setup
+    events = Names(settings.namespace).events
+    first, other, later = (
+        _row(event_id, dossier, exchange=events)
+        for event_id, dossier in (("a1", "dA"), ("b1", "dB"), ("a2", "dA"))
+    )
+    slow = _SlowConfirms(broker, "a1")
+    relay = OutboxRelay(engine, slow, settings)  # type: ignore[arg-type]
+    relay.start()
+    try:
+        relay.take(await _hand_over(engine, relay, [first]))
+        assert await _next_body(queue) == "a1"  # on the broker, its confirm still to come
+        relay.take(await _hand_over(engine, relay, [other, later]))
+        assert await _next_body(queue) == "b1"
+        await asyncio.sleep(0.3)
+        assert await queue.get(fail=False) is None, "a2 went out before a1 was confirmed"
+        slow.confirm.set()
+        assert await _next_body(queue) == "a2"
+        await wait_for(lambda: _unsent_are(engine, []), timeout=10)
+    finally:
+        slow.confirm.set()
+        await relay.stop()
+
+
+async def test_a_stopping_relay_gives_back_the_batches_whose_confirms_do_not_come(
+    setup, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Past the grace for confirms, a batch in flight is given up and its rows, published or
+    not, are claimable at once by the next relay; the rows confirmed are marked sent."""
+    settings, engine, broker, queue = setup
+    monkeypatch.setattr(relay_module, "_STOP_GRACE_SECONDS", 0.2)
+    events = Names(settings.namespace).events
+    stuck, confirmed = _row("s1", "dA", exchange=events), _row("c1", "dB", exchange=events)
+    slow = _SlowConfirms(broker, "s1")
+    relay = OutboxRelay(engine, slow, settings)  # type: ignore[arg-type]
+    relay.start()
+    relay.take(await _hand_over(engine, relay, [stuck]))
+    assert await _next_body(queue) == "s1"
+    relay.take(await _hand_over(engine, relay, [confirmed]))
+    assert await _next_body(queue) == "c1"
+    await relay.stop()
+    assert await _unsent(engine) == ["s1"]
+    assert await OutboxRelay(engine, broker, settings).relay_once() == 1  # no lease to wait out
+    assert await _next_body(queue) == "s1"  # twice on the broker: consumers deduplicate
