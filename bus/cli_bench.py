@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,8 @@ from bus.bench.suite import QUICK, STANDARD, BenchReport, run_bench, write_repor
 from bus.errors import BrokerUnavailable
 from bus.settings import get_settings
 
-console = Console()
+# A report's tables are read in logs and CI output too: there, not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -113,14 +115,19 @@ def _print(report: BenchReport) -> None:
     latency = Table(title=f"Ingest → status event ({e2e.apis} API, {e2e.workers} worker, "
                     f"{e2e.database})")  # fmt: skip
     for column in ("load", "dossiers", "dossiers/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
-                   "202 p50", "202 p99"):  # fmt: skip
+                   "202 p50", "202 p99", "busy cores", "steal"):  # fmt: skip
         latency.add_column(column, justify="left" if column == "load" else "right")
     for load in e2e.latency:
         latency.add_row(load.load, f"{load.dossiers:,}", f"{load.per_second:,.1f}",
                         f"{load.p50_ms:,.1f}", f"{load.p95_ms:,.1f}", f"{load.p99_ms:,.1f}",
                         f"{load.max_ms:,.1f}", f"{load.answer_p50_ms:,.1f}",
-                        f"{load.answer_p99_ms:,.1f}")  # fmt: skip
+                        f"{load.answer_p99_ms:,.1f}",
+                        "" if load.busy_cores is None else f"{load.busy_cores:.2f}",
+                        "" if load.steal_share is None else f"{load.steal_share:.1%}")  # fmt: skip
     console.print(latency)
+    console.print("busy cores: CPUs' worth of work by every process of the machine; steal: "
+                  "CPU time the hypervisor gave to other guests (a virtual machine's "
+                  "neighbours), which stops every process at once.")  # fmt: skip
     for load in e2e.latency:
         _print_segments(load)
 

@@ -41,7 +41,13 @@ from bus.bench.load import (
     push_at_rate,
     push_flat_out,
 )
-from bus.bench.resources import MemorySampler, cpu_seconds
+from bus.bench.resources import (
+    CpuTicks,
+    MemorySampler,
+    cpu_seconds,
+    machine_load,
+    machine_ticks,
+)
 from bus.heap import freeze_startup_objects
 from bus.store.database import create_engine
 from bus.store.schema import hops, outbox
@@ -95,6 +101,10 @@ class Latency:
     answer_p99_ms: float = 0.0
     #: Where the time went, segment by segment (measured at half of the peak).
     segments: list[Segment] = field(default_factory=list)
+    #: The machine meanwhile: CPUs' worth of work by every process, and the share of CPU time
+    #: the hypervisor gave to other guests (None where Linux's /proc/stat is not).
+    busy_cores: float | None = None
+    steal_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,14 @@ def _latency(load: str, pushed: Pushed, listener: StatusListener, offered: float
         answer_p50_ms=percentile(answers, 0.50),
         answer_p99_ms=percentile(answers, 0.99),
     )
+
+
+def _on_machine(latency: Latency, since: CpuTicks | None) -> Latency:
+    """``latency`` with the machine's load from ``since`` until now."""
+    load = machine_load(since, machine_ticks())
+    if load is None:
+        return latency
+    return replace(latency, busy_cores=load.busy_cores, steal_share=load.steal_share)
 
 
 async def _span(
@@ -355,8 +373,10 @@ async def measure_end_to_end(
 
         # 2. peak: everything running, pushed flat out.
         say(f"peak: {dossiers} dossiers flat out through {apis} API(s) and {workers} worker(s)")
-        before = _cpu(run.deployment)
-        peak = _latency("flat out", await run.flat_out(dossiers), run.listener, None)
+        before, ticks = _cpu(run.deployment), machine_ticks()
+        peak = _on_machine(
+            _latency("flat out", await run.flat_out(dossiers), run.listener, None), ticks
+        )
         after = _cpu(run.deployment)
         cpu_ms = {role: round((after[role] - before[role]) * 1000 / dossiers, 2) for role in after}
 
@@ -370,11 +390,11 @@ async def measure_end_to_end(
                 # What the benchmark kept so far, out of its own collector's walks: a full
                 # collection here stopped the subscriber for 100-220 ms, counted as latency.
                 freeze_startup_objects("bench")
+            ticks = machine_ticks()
             steady = await run.at_rate(count, rate)
+            measured = _on_machine(_latency(name, steady, run.listener, rate), ticks)
             segments = await split(run.engine, steady.sent_wall_ns, run.listener.received_wall_ns)
-            steady_loads.append(
-                replace(_latency(name, steady, run.listener, rate), segments=segments)
-            )
+            steady_loads.append(replace(measured, segments=segments))
 
         # 4. soak: RSS across many dossiers.
         soaked = await _soak(run, soak, say) if soak else None

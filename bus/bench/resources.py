@@ -1,8 +1,14 @@
-"""What the benchmark's processes cost: resident memory sampled while it runs, and CPU time.
+"""What the benchmark's processes cost: resident memory sampled while it runs, and CPU time; and
+how loaded the machine was meanwhile.
 
-Read from Linux's ``/proc/<pid>/status`` (``VmRSS`` now, ``VmHWM`` the peak the kernel kept) and
-``/proc/<pid>/stat`` (user and system time), the figures ``ps`` and ``top`` show; psutil would
-add a dependency for three numbers. Elsewhere the figures are absent, not wrong.
+Read from Linux's ``/proc/<pid>/status`` (``VmRSS`` now, ``VmHWM`` the peak the kernel kept),
+``/proc/<pid>/stat`` (user and system time) and ``/proc/stat`` (the machine's CPU time by kind),
+the figures ``ps``, ``top`` and ``vmstat`` show; psutil would add a dependency for a few
+numbers. Elsewhere the figures are absent, not wrong.
+
+The machine's share matters on a virtual machine: time the hypervisor gives to other guests
+(*steal*) stops every process of the bus at once, and a latency measured then says more about
+the neighbours than about the bus.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from pathlib import Path
 
 from bus.tasks import cancel_and_wait
 
-__all__ = ["MemorySampler", "Sample", "cpu_seconds", "rss_kib"]
+__all__ = [
+    "CpuTicks",
+    "MachineLoad",
+    "MemorySampler",
+    "Sample",
+    "cpu_seconds",
+    "machine_load",
+    "machine_ticks",
+    "rss_kib",
+]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -30,6 +45,57 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuTicks:
+    """The machine's CPU time so far, all CPUs together, in clock ticks."""
+
+    busy: int
+    """Running anything: user (guests included), nice, system, interrupts."""
+    steal: int
+    """Taken by the hypervisor for other guests while this machine had work."""
+    total: int
+    """Everything, idle and waiting for I/O included."""
+
+
+def machine_ticks(stat: Path = Path("/proc/stat")) -> CpuTicks | None:
+    """The machine's CPU time so far (None where ``/proc/stat`` is not)."""
+    try:
+        first = stat.read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if first[:1] != ["cpu"] or len(first) < 9:
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is inside user already)
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    busy = user + nice + system + irq + softirq
+    return CpuTicks(busy=busy, steal=steal, total=busy + idle + iowait + steal)
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """How loaded the machine was between two readings."""
+
+    busy_cores: float
+    """CPUs' worth of work, by every process of the machine."""
+    steal_share: float
+    """Share of the CPUs' time taken by the hypervisor for other guests."""
+
+
+def machine_load(
+    before: CpuTicks | None, after: CpuTicks | None, cpus: int | None = None
+) -> MachineLoad | None:
+    """The machine's load between two readings (None when either is missing or no time
+    passed)."""
+    if before is None or after is None or after.total <= before.total:
+        return None
+    elapsed = after.total - before.total
+    count = cpus or os.cpu_count() or 1
+    return MachineLoad(
+        busy_cores=round((after.busy - before.busy) / elapsed * count, 2),
+        steal_share=round((after.steal - before.steal) / elapsed, 4),
+    )
 
 
 def _status_field(pid: int, name: str) -> int | None:

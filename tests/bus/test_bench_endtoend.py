@@ -3,6 +3,7 @@ writes its JSON and PNG; the targets are judged from the figures, not assumed.""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +56,9 @@ async def test_a_small_run_measures_every_hop_and_accounts_for_every_dossier(
         # wall clock runs up to about 0.5 % apart.
         assert load.p99_ms * 0.98 - 1 <= tail <= load.max_ms * 1.02 + 1
         assert min(s.p50_ms for s in load.segments) > -5  # one clock: no segment runs backwards
+    for load in e2e.latency:  # the machine's load beside each: this is Linux
+        assert load.busy_cores is not None and 0 < load.busy_cores <= (os.cpu_count() or 1)
+        assert load.steal_share is not None and 0 <= load.steal_share < 1
     # hops + peak + the steady loads + soak: all accepted, all applied once, none refused.
     steady = half.dossiers + quarter.dossiers + tenth.dossiers
     assert e2e.tally.accepted == 120 + 120 + steady + 150
@@ -80,6 +84,7 @@ async def test_a_small_run_measures_every_hop_and_accounts_for_every_dossier(
     saved = orjson.loads(data.read_bytes())
     assert saved["ceiling"]["messages"] == 500
     assert saved["end_to_end"]["tally"]["lost"] == 0
+    assert saved["end_to_end"]["latency"][1]["busy_cores"] == half.busy_cores
     assert len(saved["scale_out"]) == 2 and saved["verdicts"][-1]["met"] is True
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "results" / "latest.json").read_bytes() == data.read_bytes()
