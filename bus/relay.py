@@ -248,13 +248,16 @@ class OutboxRelay:
         """Publish the rows in hand in batches, as long as fewer than _BATCHES_IN_FLIGHT are
         in flight; a row whose dossier has a batch in flight stays in hand, in its place."""
         while self._handed and len(self._in_flight) < _BATCHES_IN_FLIGHT:
-            busy = frozenset().union(*self._in_flight.values())
-            batch = self._next_batch(busy=busy)
+            batch = self._next_batch(busy=self._dossiers_in_flight)
             if not batch:
                 return
             task = asyncio.create_task(self._publish_batch(batch), name="outbox-batch")
             self._in_flight[task] = frozenset(event.dossier_code for event in batch)
             task.add_done_callback(lambda _: self._wake.set())
+
+    @property
+    def _dossiers_in_flight(self) -> frozenset[str]:
+        return frozenset().union(*self._in_flight.values())
 
     def _next_batch(self, *, busy: frozenset[str]) -> list[outbox.PendingEvent]:
         """Take up to a batch of rows in hand, in order, leaving those of ``busy`` dossiers."""
@@ -380,7 +383,7 @@ class OutboxRelay:
         """Publish a batch claimed from the store; whether a full batch came (more may wait)."""
         self._claim_due = False
         claimed = await self._claim()
-        busy = frozenset().union(*self._in_flight.values())
+        busy = self._dossiers_in_flight
         if any(event.dossier_code in busy for event in claimed):
             # A dossier's rows in flight and in the store: the claimed ones go out once those
             # are settled, as handed rows would.
